@@ -1,0 +1,5 @@
+import sys
+
+from sidecache.cli import main
+
+sys.exit(main())

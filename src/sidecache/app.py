@@ -1,0 +1,95 @@
+"""Application assembly: the only module that wires the parts together.
+
+``build_app(config)`` returns a Starlette app whose lifespan creates every stateful part
+(provider clients, router, cache, accounting) and keeps it on ``app.state``; nothing is built
+at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
+
+from sidecache import providers
+from sidecache.api import chat, errors, models
+from sidecache.config import Config
+from sidecache.errors import GatewayError
+from sidecache.pipeline import Pipeline
+from sidecache.routing.router import Router
+
+log = logging.getLogger("sidecache")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_app(config: Config) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = app.state
+        state.config = config
+        state.ready = False
+        data_dir = Path(config.server.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        upstreams = {name: providers.build(name, p) for name, p in config.providers.items()}
+        state.router = Router(
+            config.models, upstreams, config.routing, passthrough=config.passthrough_models
+        )
+        cache = None
+        verify = None
+        if config.cache.enabled:
+            from sidecache.cache.semantic import SemanticCache
+
+            cache = SemanticCache(config.cache, data_dir)
+            await cache.start()
+            if config.cache.verifier.enabled:
+                from sidecache.cache.verifier import Verifier
+
+                verify = Verifier.load(config.cache.verifier.model_path or None).check
+        state.cache = cache
+        state.pipeline = Pipeline(config, state.router, cache=cache, verify=verify)
+        state.ready = True
+        log.info(
+            "sidecache ready: %d provider(s), %d model alias(es), cache %s",
+            len(upstreams),
+            len(config.models),
+            "on" if cache else "off",
+        )
+        try:
+            yield
+        finally:
+            state.ready = False
+            if cache is not None:
+                await cache.aclose()
+            for p in upstreams.values():
+                await p.aclose()
+
+    routes = [
+        Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/models", models.list_models, methods=["GET"]),
+        Route("/healthz", models.healthz, methods=["GET"]),
+        Route("/readyz", models.readyz, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            GatewayError: errors.on_gateway_error,
+            HTTPException: errors.on_http_error,
+            Exception: errors.on_unexpected,
+        },
+    )

@@ -1,0 +1,325 @@
+"""The request path for one chat completion, from a validated request to an answer.
+
+policy -> exact + semantic lookup -> (hit: stored answer, JSON or replayed SSE)
+       -> (miss: single-flight -> router -> provider, streamed through, stored on clean finish)
+
+It knows nothing of HTTP: it returns an ``Answer`` (a JSON body or an async iterator of SSE
+bytes, plus the gateway's headers) that ``api/chat.py`` turns into a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from sidecache.api import sse
+from sidecache.api.completion import ChunkAccumulator, new_id, replay_chunks
+from sidecache.api.schemas import ChatRequest
+from sidecache.config import Config
+from sidecache.errors import GatewayError, UpstreamError, UpstreamProtocolError
+from sidecache.routing.router import Route, Router, TargetState
+from sidecache.routing.singleflight import Flight, FlightGroup
+
+if TYPE_CHECKING:
+    from sidecache.cache.policy import Decision
+    from sidecache.cache.semantic import Hit, SemanticCache
+
+
+@dataclass
+class RequestContext:
+    """What the gateway knows about a request beyond its body (from headers and auth)."""
+
+    request_id: str
+    tenant: str = "anonymous"
+    key_id: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    namespace: str | None = None
+    cache_control: str | None = None
+    threshold: float | None = None
+    ttl: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """The facts of one finished request, handed to accounting (metrics, stats, logs)."""
+
+    ctx: RequestContext
+    model: str
+    outcome: str  # hit-exact | hit-semantic | miss | bypass | error
+    provider: str = ""
+    upstream_model: str = ""
+    status: int = 200
+    ttft_s: float | None = None
+    latency_s: float = 0.0
+    usage: dict[str, Any] | None = None
+    saved_usage: dict[str, Any] | None = None
+    saved_model: str = ""
+    error_reason: str = ""
+
+
+@dataclass
+class Answer:
+    headers: dict[str, str]
+    body: dict[str, Any] | None = None
+    stream: AsyncIterator[bytes] | None = None
+
+
+Observer = Callable[[Outcome], None]
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "code", None) or type(exc).__name__
+
+
+class Pipeline:
+    def __init__(
+        self,
+        cfg: Config,
+        router: Router,
+        *,
+        cache: SemanticCache | None = None,
+        verify: Callable[[str, str, float], bool] | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.router = router
+        self.cache = cache
+        self.verify = verify
+        self.flights = FlightGroup()
+        self.observer = observer
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- accounting -------------------------------------------------------------------------
+
+    def _finish(self, outcome: Outcome) -> None:
+        outcome.latency_s = time.perf_counter() - outcome.ctx.started
+        if self.observer is not None:
+            self.observer(outcome)
+
+    # -- cache ------------------------------------------------------------------------------
+
+    def _decide(self, ctx: RequestContext, body: dict[str, Any], route: Route) -> Decision | None:
+        if self.cache is None or (route.spec is not None and not route.spec.cache):
+            return None
+        from sidecache.cache.policy import decide
+
+        return decide(
+            body,
+            tenant=ctx.tenant,
+            alias=route.alias,
+            namespace=ctx.namespace,
+            cache_control=ctx.cache_control,
+            cfg=self.cfg.cache,
+        )
+
+    def _threshold(self, ctx: RequestContext, route: Route) -> float:
+        if ctx.threshold is not None:
+            return ctx.threshold
+        if route.spec is not None and route.spec.threshold is not None:
+            return route.spec.threshold
+        return self.cfg.cache.threshold
+
+    def _verifier(self, route: Route) -> Callable[[str, str, float], bool] | None:
+        if route.spec is not None and route.spec.verifier is not None and not route.spec.verifier:
+            return None
+        return self.verify
+
+    def _serve_hit(self, ctx: RequestContext, req: ChatRequest, route: Route, hit: Hit) -> Answer:
+        stored: dict[str, Any] = orjson.loads(hit.entry.response)
+        completion = {**stored, "id": new_id(), "created": int(time.time())}
+        headers = {
+            "x-sidecache": f"hit-{hit.kind}",
+            "x-sidecache-similarity": f"{hit.similarity:.4f}",
+            "x-sidecache-entry": str(hit.entry.id),
+        }
+        outcome = Outcome(
+            ctx,
+            route.alias,
+            f"hit-{hit.kind}",
+            saved_usage=stored.get("usage"),
+            saved_model=stored.get("model", ""),
+        )
+        if not req.stream:
+            outcome.ttft_s = time.perf_counter() - ctx.started
+            self._finish(outcome)
+            return Answer(headers, body=completion)
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        chunks = replay_chunks(
+            completion, include_usage=include_usage, chunk_chars=self.cfg.cache.replay_chunk_chars
+        )
+
+        async def replay() -> AsyncIterator[bytes]:
+            outcome.ttft_s = time.perf_counter() - ctx.started
+            for chunk in chunks:
+                yield sse.encode(chunk)
+            yield sse.DONE
+            self._finish(outcome)
+
+        return Answer(headers, stream=replay())
+
+    def _store_later(
+        self, ctx: RequestContext, decision: Decision, route: Route, completion: dict[str, Any]
+    ) -> None:
+        """Store a clean answer without making the client wait for the disk."""
+        if self.cache is None:
+            return
+        usage = completion.get("usage") or {}
+        task = asyncio.create_task(
+            self.cache.store(
+                decision,
+                completion,
+                ttl=ctx.ttl if ctx.ttl is not None else (self.cfg.cache.ttl_seconds or None),
+                tenant=ctx.tenant,
+                model=route.alias,
+                namespace=ctx.namespace or "",
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                cost_usd=0.0,
+            )
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- upstream ---------------------------------------------------------------------------
+
+    async def _run_stream(
+        self, flight: Flight, route: Route, body: dict[str, Any], store: Callable[[dict[str, Any]], None]
+    ) -> None:
+        (first, rest), target = await self.router.open_stream(route, body)
+        flight.meta["target"] = target
+        flight.meta["ttft"] = time.perf_counter()
+        acc = ChunkAccumulator()
+        chunk = first
+        try:
+            while True:
+                acc.add(chunk)
+                flight.publish(chunk)
+                try:
+                    chunk = await rest.__anext__()
+                except StopAsyncIteration:
+                    break
+        except UpstreamError as exc:
+            self.router.record(target, exc)
+            raise
+        finally:
+            await rest.aclose()  # type: ignore[attr-defined]
+        if not acc.finished:
+            raise UpstreamProtocolError(f"{target.provider_name}: stream ended before it finished")
+        completion = acc.completion()
+        flight.finish(completion)
+        store(completion)
+
+    async def _run_complete(
+        self, flight: Flight, route: Route, body: dict[str, Any], store: Callable[[dict[str, Any]], None]
+    ) -> None:
+        completion, target = await self.router.complete(route, body)
+        flight.meta["target"] = target
+        flight.meta["ttft"] = time.perf_counter()
+        flight.finish(completion)
+        choices = completion.get("choices") or []
+        if choices and all(c.get("finish_reason") for c in choices):
+            store(completion)
+
+    # -- entry point ------------------------------------------------------------------------
+
+    async def chat(self, ctx: RequestContext, body: dict[str, Any], req: ChatRequest) -> Answer:
+        route = self.router.resolve(req.model)
+        decision = self._decide(ctx, body, route)
+        outcome_name = "bypass"
+        if decision is not None and self.cache is not None:
+            if decision.read:
+                hit = await self.cache.lookup(
+                    decision, threshold=self._threshold(ctx, route), verify=self._verifier(route)
+                )
+                if hit is not None:
+                    return self._serve_hit(ctx, req, route, hit)
+            if decision.read or decision.write:
+                outcome_name = "miss"
+
+        def store(completion: dict[str, Any]) -> None:
+            if decision is not None and decision.write:
+                self._store_later(ctx, decision, route, completion)
+
+        stream = bool(req.stream)
+        key = None
+        if decision is not None and (decision.read or decision.write):
+            key = f"{decision.key_hash}:{int(stream)}:{int(decision.write)}"
+        runner = self._run_stream if stream else self._run_complete
+        flight, _ = self.flights.join(key, lambda f: runner(f, route, body, store))
+        headers = {"x-sidecache": outcome_name}
+        outcome = Outcome(ctx, route.alias, outcome_name)
+        try:
+            if not stream:
+                try:
+                    completion = await flight.wait_result()
+                finally:
+                    flight.detach()
+                self._note_target(outcome, flight)
+                self._finish(outcome_with_usage(outcome, completion))
+                return Answer(headers, body=completion)
+            await flight.first()
+        except GatewayError as exc:
+            if stream:
+                flight.detach()
+            self._fail(outcome, flight, exc)
+            raise
+        except BaseException:
+            if stream:
+                flight.detach()
+            raise
+        self._note_target(outcome, flight)
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        return Answer(headers, stream=self._relay(flight, outcome, include_usage))
+
+    def _note_target(self, outcome: Outcome, flight: Flight) -> None:
+        target: TargetState | None = flight.meta.get("target")
+        if target is not None:
+            outcome.provider = target.provider_name
+            outcome.upstream_model = target.upstream_model
+        if "ttft" in flight.meta:
+            outcome.ttft_s = max(0.0, flight.meta["ttft"] - outcome.ctx.started)
+
+    def _fail(self, outcome: Outcome, flight: Flight, exc: GatewayError) -> None:
+        self._note_target(outcome, flight)
+        outcome.outcome = "error"
+        outcome.status = exc.status
+        outcome.error_reason = _reason(exc)
+        self._finish(outcome)
+
+    async def _relay(
+        self, flight: Flight, outcome: Outcome, include_usage: bool
+    ) -> AsyncIterator[bytes]:
+        """Send the flight's chunks as SSE; an error after the first byte becomes an error event."""
+        usage = None
+        try:
+            async for chunk in flight.follow():
+                if "usage" in chunk:
+                    if chunk["usage"]:
+                        usage = chunk["usage"]
+                    if not include_usage:
+                        if not chunk.get("choices"):
+                            continue  # the usage chunk the gateway asked for, not the client
+                        chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                yield sse.encode(chunk)
+        except Exception as exc:
+            err = exc if isinstance(exc, GatewayError) else UpstreamError(f"stream failed: {exc}")
+            outcome.outcome, outcome.status, outcome.error_reason = "error", err.status, _reason(err)
+            yield sse.encode(err.to_dict())
+            self._finish(outcome)
+            return
+        finally:
+            flight.detach()
+        yield sse.DONE
+        outcome.usage = usage
+        self._finish(outcome)
+
+
+def outcome_with_usage(outcome: Outcome, completion: dict[str, Any]) -> Outcome:
+    outcome.usage = completion.get("usage")
+    return outcome

@@ -1,0 +1,116 @@
+"""The one interface every upstream adapter fills in, and the HTTP plumbing they share.
+
+A provider speaks its own API and presents OpenAI's: ``complete`` returns a chat.completion
+dict, ``stream`` yields chat.completion.chunk dicts (ending with a usage chunk when the upstream
+reports usage). Both raise ``sidecache.errors.UpstreamError`` subclasses, converted from httpx
+errors here at the boundary, so the router never sees httpx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from sidecache.config import ProviderConfig
+from sidecache.errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
+
+
+class Provider(Protocol):
+    """An upstream API presented as OpenAI Chat Completions."""
+
+    name: str
+
+    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One whole answer; ``body["model"]`` is already the upstream model name."""
+        ...
+
+    def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The answer as OpenAI chunks; errors before the first chunk are retryable."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def make_client(cfg: ProviderConfig) -> httpx.AsyncClient:
+    """A pooled client; ``read`` bounds the wait for the first byte and between chunks."""
+    t = cfg.timeouts
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(connect=t.connect, read=t.first_byte, write=t.connect, pool=t.connect),
+        limits=httpx.Limits(
+            max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections
+        ),
+        headers=cfg.headers,
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_message(content: bytes) -> str:
+    """The message inside an upstream error body (OpenAI or Anthropic shape), else the text."""
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return content[:300].decode(errors="replace")
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+    return content[:300].decode(errors="replace")
+
+
+def status_error(provider: str, response: httpx.Response, content: bytes) -> UpstreamStatusError:
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if retry_after is None and response.headers.get("retry-after-ms"):
+        with contextlib.suppress(ValueError):
+            retry_after = float(response.headers["retry-after-ms"]) / 1000
+    return UpstreamStatusError(
+        f"{provider}: upstream returned {response.status_code}: {error_message(content)}",
+        upstream_status=response.status_code,
+        retry_after=retry_after,
+    )
+
+
+@contextlib.contextmanager
+def upstream_errors(provider: str) -> Iterator[None]:
+    """Re-raise httpx and JSON errors as the most specific ``UpstreamError``."""
+    try:
+        yield
+    except UpstreamError:
+        raise
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(f"{provider}: upstream timed out ({type(exc).__name__})") from exc
+    except httpx.ConnectError as exc:
+        raise UpstreamConnectError(f"{provider}: cannot connect to upstream: {exc}") from exc
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        raise UpstreamProtocolError(f"{provider}: upstream connection broke: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"{provider}: upstream request failed: {exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamProtocolError(f"{provider}: upstream sent malformed JSON") from exc

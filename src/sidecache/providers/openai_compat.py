@@ -1,0 +1,80 @@
+"""Any OpenAI-compatible upstream: OpenAI, Azure-style proxies, vLLM, Ollama, llama.cpp, Groq...
+
+The request body goes out as the client sent it (unknown fields included) with only ``model``
+replaced. Streams always ask for usage so the gateway can account for them; ``pipeline`` drops
+the usage chunk again for a client that did not ask for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from sidecache.api.sse import iter_events
+from sidecache.config import ProviderConfig
+from sidecache.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from sidecache.providers.base import make_client, status_error, upstream_errors
+
+
+class OpenAICompatible:
+    """Adapter for ``POST {base_url}/chat/completions``."""
+
+    def __init__(self, name: str, cfg: ProviderConfig) -> None:
+        self.name = name
+        self.cfg = cfg
+        self._url = cfg.base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"content-type": "application/json"}
+        if cfg.api_key:
+            self._headers["authorization"] = f"Bearer {cfg.api_key}"
+        self._client = make_client(cfg)
+
+    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        payload = orjson.dumps({**body, "stream": False})
+        with upstream_errors(self.name):
+            try:
+                async with asyncio.timeout(self.cfg.timeouts.total):
+                    r = await self._client.post(self._url, content=payload, headers=self._headers)
+            except TimeoutError as exc:
+                raise UpstreamTimeout(f"{self.name}: upstream exceeded the total timeout") from exc
+            if r.status_code >= 400:
+                raise status_error(self.name, r, r.content)
+            data = orjson.loads(r.content)
+        if not isinstance(data, dict) or "choices" not in data:
+            raise UpstreamProtocolError(f"{self.name}: upstream answer has no choices")
+        return data
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        opts = dict(body.get("stream_options") or {})
+        opts["include_usage"] = True
+        payload = orjson.dumps({**body, "stream": True, "stream_options": opts})
+        deadline = time.monotonic() + self.cfg.timeouts.total
+        request = self._client.build_request(
+            "POST", self._url, content=payload, headers=self._headers
+        )
+        with upstream_errors(self.name):
+            response = await self._client.send(request, stream=True)
+            try:
+                if response.status_code >= 400:
+                    raise status_error(self.name, response, await response.aread())
+                async for event in iter_events(response.aiter_lines()):
+                    if event.data == "[DONE]":
+                        return
+                    chunk = orjson.loads(event.data)
+                    if not isinstance(chunk, dict):
+                        raise UpstreamProtocolError(f"{self.name}: upstream sent a non-object chunk")
+                    if "error" in chunk:
+                        err = chunk["error"]
+                        msg = err.get("message") if isinstance(err, dict) else str(err)
+                        raise UpstreamError(f"{self.name}: upstream stream error: {msg}")
+                    yield chunk
+                    if time.monotonic() > deadline:
+                        raise UpstreamTimeout(f"{self.name}: upstream exceeded the total timeout")
+            finally:
+                await response.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
