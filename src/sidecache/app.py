@@ -18,9 +18,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from sidecache import providers
-from sidecache.api import chat, errors, models
+from sidecache.api import admin, chat, errors, models, observe
 from sidecache.config import Config
 from sidecache.errors import GatewayError
+from sidecache.governance.gate import Gate
+from sidecache.governance.pii import Redactor
+from sidecache.observability.recorder import Recorder
 from sidecache.pipeline import Pipeline
 from sidecache.routing.router import Router
 
@@ -45,9 +48,18 @@ def build_app(config: Config) -> Starlette:
         data_dir = Path(config.server.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         upstreams = {name: providers.build(name, p) for name, p in config.providers.items()}
-        state.router = Router(
-            config.models, upstreams, config.routing, passthrough=config.passthrough_models
+        recorder = state.recorder = Recorder(
+            config.observability, log_prompts=config.server.log_prompts
         )
+        state.router = Router(
+            config.models,
+            upstreams,
+            config.routing,
+            passthrough=config.passthrough_models,
+            on_error=lambda t, exc: recorder.upstream_error(t.provider_name, exc.code or "error"),
+        )
+        gate = state.gate = Gate(config, recorder, loopback=is_loopback(config.server.host))
+        await gate.start()
         cache = None
         verify = None
         if config.cache.enabled:
@@ -60,7 +72,10 @@ def build_app(config: Config) -> Starlette:
 
                 verify = Verifier.load(config.cache.verifier.model_path or None).check
         state.cache = cache
-        state.pipeline = Pipeline(config, state.router, cache=cache, verify=verify)
+        redactor = Redactor(config.pii.kinds or None) if config.pii.enabled else None
+        state.pipeline = Pipeline(
+            config, state.router, cache=cache, verify=verify, gate=gate, redactor=redactor
+        )
         state.ready = True
         log.info(
             "sidecache ready: %d provider(s), %d model alias(es), cache %s",
@@ -76,6 +91,7 @@ def build_app(config: Config) -> Starlette:
                 await cache.aclose()
             for p in upstreams.values():
                 await p.aclose()
+            await gate.aclose()
 
     routes = [
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
@@ -83,6 +99,13 @@ def build_app(config: Config) -> Starlette:
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/healthz", models.healthz, methods=["GET"]),
         Route("/readyz", models.readyz, methods=["GET"]),
+        Route("/metrics", observe.metrics, methods=["GET"]),
+        Route("/stats", observe.stats, methods=["GET"]),
+        Route("/dashboard", observe.dashboard, methods=["GET"]),
+        Route("/admin/cache/stats", admin.cache_stats, methods=["GET"]),
+        Route("/admin/cache/entries", admin.cache_entries, methods=["GET"]),
+        Route("/admin/cache/entries/{entry_id}", admin.delete_entry, methods=["DELETE"]),
+        Route("/admin/cache/flush", admin.flush, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

@@ -8,8 +8,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+import msgspec
+
 from sidecache import config as config_mod
-from sidecache.errors import ConfigError
+from sidecache.errors import ConfigError, GatewayError
 
 
 def load_config(path: str | None) -> config_mod.Config:
@@ -27,9 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
+    cfg = msgspec.structs.replace(cfg, server=msgspec.structs.replace(cfg.server, host=host, port=port))
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()), format="%(message)s", stream=sys.stderr
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
     app = build_app(cfg)
     uvicorn.run(
         app,
@@ -45,6 +49,49 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from sidecache.governance.keys import KeyStore
+
+    cfg = load_config(args.config)
+    store = KeyStore(cfg.server.data_dir)
+    try:
+        if args.keys_command == "create":
+            models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+            raw, rec = store.create(
+                args.tenant,
+                models=models,
+                rpm=args.rpm,
+                tpm=args.tpm,
+                budget_usd=args.budget_usd,
+                budget_period=args.budget_period,
+            )
+            print(raw)
+            print(
+                f"created {rec.id} for tenant {rec.tenant!r}; the key is shown once, store it now",
+                file=sys.stderr,
+            )
+        elif args.keys_command == "list":
+            rows = store.list(include_revoked=args.all)
+            print(f"{'id':<22}{'prefix':<16}{'tenant':<16}{'models':<20}{'rpm':>6}{'tpm':>8}"
+                  f"{'budget':>12}  status")
+            for r in rows:
+                budget = f"${r.budget_usd:g}/{r.budget_period}" if r.budget_usd is not None else "-"
+                print(
+                    f"{r.id:<22}{r.prefix:<16}{r.tenant:<16}{','.join(r.models or ['*']):<20}"
+                    f"{r.rpm or '-':>6}{r.tpm or '-':>8}{budget:>12}  "
+                    f"{'revoked' if r.revoked else 'active'}"
+                )
+        else:
+            rec = store.revoke(args.key)
+            print(f"revoked {rec.id} ({rec.prefix}..., tenant {rec.tenant!r})")
+    except GatewayError as exc:
+        print(f"sidecache: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sidecache", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: server.port, 8080)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
+
+    keys = sub.add_parser("keys", help="manage virtual keys (stored hashed in the data dir)")
+    keys.add_argument("--config", help="TOML config file, for server.data_dir")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    create = ksub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--models", help="comma-separated model aliases (default: all)")
+    create.add_argument("--rpm", type=int, help="requests per minute")
+    create.add_argument("--tpm", type=int, help="tokens per minute")
+    create.add_argument("--budget-usd", type=float, help="spend limit in USD per period")
+    create.add_argument("--budget-period", choices=["day", "month"], help="default: month")
+    lst = ksub.add_parser("list", help="list keys (never the keys themselves)")
+    lst.add_argument("--all", action="store_true", help="include revoked keys")
+    revoke = ksub.add_parser("revoke", help="revoke a key by id or prefix")
+    revoke.add_argument("key", help="key id (key_...) or its displayed prefix")
+    for p in (create, lst, revoke):
+        p.add_argument("--config", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+    keys.set_defaults(func=_keys)
     return parser
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,45 +22,15 @@ from sidecache.api.completion import ChunkAccumulator, new_id, replay_chunks
 from sidecache.api.schemas import ChatRequest
 from sidecache.config import Config
 from sidecache.errors import GatewayError, UpstreamError, UpstreamProtocolError
+from sidecache.request import Outcome, RequestContext
 from sidecache.routing.router import Route, Router, TargetState
 from sidecache.routing.singleflight import Flight, FlightGroup
 
 if TYPE_CHECKING:
+    from sidecache.governance.gate import Gate
+    from sidecache.governance.pii import Redactor
     from sidecache.cache.policy import Decision
     from sidecache.cache.semantic import Hit, SemanticCache
-
-
-@dataclass
-class RequestContext:
-    """What the gateway knows about a request beyond its body (from headers and auth)."""
-
-    request_id: str
-    tenant: str = "anonymous"
-    key_id: str | None = None
-    started: float = field(default_factory=time.perf_counter)
-    namespace: str | None = None
-    cache_control: str | None = None
-    threshold: float | None = None
-    ttl: float | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Outcome:
-    """The facts of one finished request, handed to accounting (metrics, stats, logs)."""
-
-    ctx: RequestContext
-    model: str
-    outcome: str  # hit-exact | hit-semantic | miss | bypass | error
-    provider: str = ""
-    upstream_model: str = ""
-    status: int = 200
-    ttft_s: float | None = None
-    latency_s: float = 0.0
-    usage: dict[str, Any] | None = None
-    saved_usage: dict[str, Any] | None = None
-    saved_model: str = ""
-    error_reason: str = ""
 
 
 @dataclass
@@ -68,9 +38,6 @@ class Answer:
     headers: dict[str, str]
     body: dict[str, Any] | None = None
     stream: AsyncIterator[bytes] | None = None
-
-
-Observer = Callable[[Outcome], None]
 
 
 def _reason(exc: BaseException) -> str:
@@ -85,22 +52,23 @@ class Pipeline:
         *,
         cache: SemanticCache | None = None,
         verify: Callable[[str, str, float], bool] | None = None,
-        observer: Observer | None = None,
+        gate: Gate,
+        redactor: Redactor | None = None,
     ) -> None:
         self.cfg = cfg
         self.router = router
         self.cache = cache
         self.verify = verify
         self.flights = FlightGroup()
-        self.observer = observer
+        self.gate = gate
+        self.redactor = redactor
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- accounting -------------------------------------------------------------------------
 
     def _finish(self, outcome: Outcome) -> None:
         outcome.latency_s = time.perf_counter() - outcome.ctx.started
-        if self.observer is not None:
-            self.observer(outcome)
+        self.gate.settle(outcome)
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -130,7 +98,9 @@ class Pipeline:
             return None
         return self.verify
 
-    def _serve_hit(self, ctx: RequestContext, req: ChatRequest, route: Route, hit: Hit) -> Answer:
+    def _serve_hit(
+        self, ctx: RequestContext, req: ChatRequest, route: Route, hit: Hit, outcome: Outcome
+    ) -> Answer:
         stored: dict[str, Any] = orjson.loads(hit.entry.response)
         completion = {**stored, "id": new_id(), "created": int(time.time())}
         headers = {
@@ -138,13 +108,9 @@ class Pipeline:
             "x-sidecache-similarity": f"{hit.similarity:.4f}",
             "x-sidecache-entry": str(hit.entry.id),
         }
-        outcome = Outcome(
-            ctx,
-            route.alias,
-            f"hit-{hit.kind}",
-            saved_usage=stored.get("usage"),
-            saved_model=stored.get("model", ""),
-        )
+        outcome.outcome = f"hit-{hit.kind}"
+        outcome.saved_usage = stored.get("usage")
+        outcome.saved_model = stored.get("model", "")
         if not req.stream:
             outcome.ttft_s = time.perf_counter() - ctx.started
             self._finish(outcome)
@@ -229,18 +195,39 @@ class Pipeline:
     # -- entry point ------------------------------------------------------------------------
 
     async def chat(self, ctx: RequestContext, body: dict[str, Any], req: ChatRequest) -> Answer:
+        """Answer one request; every outcome, errors included, is accounted exactly once."""
+        outcome = Outcome(ctx, req.model, "error")
+        try:
+            return await self._chat(ctx, body, req, outcome)
+        except GatewayError as exc:
+            outcome.outcome, outcome.status, outcome.error_reason = "error", exc.status, _reason(exc)
+            self._finish(outcome)
+            raise
+
+    async def _chat(
+        self, ctx: RequestContext, body: dict[str, Any], req: ChatRequest, outcome: Outcome
+    ) -> Answer:
         route = self.router.resolve(req.model)
-        decision = self._decide(ctx, body, route)
-        outcome_name = "bypass"
+        outcome.model = route.alias
+        ctx.user = req.user
+        ctx.est_tokens = self.gate.admit(ctx.key, route.alias, body)
+        body, pii_found = self._redact(body)
+        pii = self.cfg.pii
+        uncacheable = pii_found and (pii.never_cache or not pii.redact_upstream)
+        decision = None if uncacheable else self._decide(ctx, body, route)
+        outcome.outcome = "bypass"
         if decision is not None and self.cache is not None:
             if decision.read:
+                if not self.cfg.limits.serve_hits_over_budget:
+                    self.gate.check_budget(ctx.key)
                 hit = await self.cache.lookup(
                     decision, threshold=self._threshold(ctx, route), verify=self._verifier(route)
                 )
                 if hit is not None:
-                    return self._serve_hit(ctx, req, route, hit)
+                    return self._serve_hit(ctx, req, route, hit, outcome)
             if decision.read or decision.write:
-                outcome_name = "miss"
+                outcome.outcome = "miss"
+        self.gate.check_budget(ctx.key)
 
         def store(completion: dict[str, Any]) -> None:
             if decision is not None and decision.write:
@@ -252,30 +239,40 @@ class Pipeline:
             key = f"{decision.key_hash}:{int(stream)}:{int(decision.write)}"
         runner = self._run_stream if stream else self._run_complete
         flight, _ = self.flights.join(key, lambda f: runner(f, route, body, store))
-        headers = {"x-sidecache": outcome_name}
-        outcome = Outcome(ctx, route.alias, outcome_name)
-        try:
-            if not stream:
-                try:
-                    completion = await flight.wait_result()
-                finally:
-                    flight.detach()
+        headers = {"x-sidecache": outcome.outcome}
+        if not stream:
+            try:
+                completion = await flight.wait_result()
+            finally:
+                flight.detach()
                 self._note_target(outcome, flight)
-                self._finish(outcome_with_usage(outcome, completion))
-                return Answer(headers, body=completion)
+            outcome.usage = completion.get("usage")
+            outcome.completion = completion
+            self._finish(outcome)
+            return Answer(headers, body=completion)
+        try:
             await flight.first()
-        except GatewayError as exc:
-            if stream:
-                flight.detach()
-            self._fail(outcome, flight, exc)
-            raise
         except BaseException:
-            if stream:
-                flight.detach()
+            flight.detach()
+            self._note_target(outcome, flight)
             raise
         self._note_target(outcome, flight)
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return Answer(headers, stream=self._relay(flight, outcome, include_usage))
+
+    def _redact(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """With PII redaction on: the body to use from here on, and whether PII was found.
+
+        The redacted body goes upstream (and into the cache) only with ``pii.redact_upstream``;
+        otherwise the answer is made from, and may repeat, the original values, so the request
+        is not cached at all (see ``_chat``).
+        """
+        if self.redactor is None:
+            return body, False
+        messages, kinds = self.redactor.redact_messages(body.get("messages") or [])
+        if not kinds:
+            return body, False
+        return ({**body, "messages": messages} if self.cfg.pii.redact_upstream else body), True
 
     def _note_target(self, outcome: Outcome, flight: Flight) -> None:
         target: TargetState | None = flight.meta.get("target")
@@ -284,13 +281,6 @@ class Pipeline:
             outcome.upstream_model = target.upstream_model
         if "ttft" in flight.meta:
             outcome.ttft_s = max(0.0, flight.meta["ttft"] - outcome.ctx.started)
-
-    def _fail(self, outcome: Outcome, flight: Flight, exc: GatewayError) -> None:
-        self._note_target(outcome, flight)
-        outcome.outcome = "error"
-        outcome.status = exc.status
-        outcome.error_reason = _reason(exc)
-        self._finish(outcome)
 
     async def _relay(
         self, flight: Flight, outcome: Outcome, include_usage: bool
@@ -317,9 +307,5 @@ class Pipeline:
             flight.detach()
         yield sse.DONE
         outcome.usage = usage
+        outcome.completion = flight.result
         self._finish(outcome)
-
-
-def outcome_with_usage(outcome: Outcome, completion: dict[str, Any]) -> Outcome:
-    outcome.usage = completion.get("usage")
-    return outcome

@@ -68,9 +68,9 @@ def request_context(request: Request) -> RequestContext:
         ttl=_float_header(request, "x-sidecache-ttl", 0.0, None),
         tags=_tags(h.get("x-sidecache-tags")),
     )
-    auth = getattr(request.state, "auth", None)
-    if auth is not None:
-        ctx.tenant, ctx.key_id = auth.tenant, auth.id
+    ctx.key = request.app.state.gate.authenticate(h.get("authorization"))
+    if ctx.key is not None:
+        ctx.tenant = ctx.key.tenant
     return ctx
 
 
@@ -94,13 +94,13 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
 
 async def chat_completions(request: Request) -> Response:
     state = request.app.state
+    ctx = request_context(request)
     raw = await read_body(request, state.config.server.max_body_bytes)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidJSON(f"request body is not valid JSON: {exc}") from exc
     req = validate_chat(body)
-    ctx = request_context(request)
     pipeline: Pipeline = state.pipeline
     answer = await cancel_on_disconnect(request, pipeline.chat(ctx, body, req))
     headers = {"x-request-id": ctx.request_id, **answer.headers}

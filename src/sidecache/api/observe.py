@@ -1,0 +1,51 @@
+"""``/metrics`` (Prometheus text), ``/stats`` (JSON) and ``/dashboard`` (one HTML page)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sidecache.api.admin import require_admin
+from sidecache.observability.dashboard import CONTENT_TYPE, dashboard_html
+
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def _refresh(request: Request) -> dict[str, Any]:
+    """Gauges read at scrape time: cache size and circuit states."""
+    state = request.app.state
+    recorder = state.recorder
+    circuits = state.router.circuits()
+    for target, status in circuits.items():
+        recorder.set_circuit(target, status == "open")
+    extra: dict[str, Any] = {"circuits": circuits}
+    if state.cache is not None:
+        cache_stats = await state.cache.stats()
+        recorder.set_cache_size(cache_stats.get("entries", 0), cache_stats.get("bytes", 0))
+        extra["cache"] = cache_stats
+    return extra
+
+
+def _guard(request: Request) -> None:
+    if request.app.state.gate.admin_key:
+        require_admin(request)
+
+
+async def metrics(request: Request) -> Response:
+    _guard(request)
+    await _refresh(request)
+    return Response(request.app.state.recorder.metrics.render(), media_type=PROMETHEUS)
+
+
+async def stats(request: Request) -> Response:
+    _guard(request)
+    extra = await _refresh(request)
+    body = orjson.dumps(request.app.state.recorder.snapshot(extra))
+    return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
+
+
+async def dashboard(request: Request) -> Response:
+    return Response(dashboard_html(), media_type=CONTENT_TYPE)
