@@ -25,6 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sidecache.app import build_app
+    from sidecache.observability.logs import json_lines_handler
 
     cfg = load_config(args.config)
     host = args.host or cfg.server.host
@@ -34,6 +35,10 @@ def _serve(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()), format="%(message)s", stream=sys.stderr
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
+    access = logging.getLogger("sidecache.access")
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    access.addHandler(json_lines_handler())
     app = build_app(cfg)
     uvicorn.run(
         app,

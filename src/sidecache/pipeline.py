@@ -19,7 +19,7 @@ import orjson
 
 from sidecache.api import sse
 from sidecache.api.completion import ChunkAccumulator, new_id, replay_chunks
-from sidecache.api.schemas import ChatRequest
+from sidecache.api.schemas import ChatRequest, message_text
 from sidecache.config import Config
 from sidecache.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from sidecache.request import Outcome, RequestContext
@@ -212,6 +212,10 @@ class Pipeline:
         ctx.user = req.user
         ctx.est_tokens = self.gate.admit(ctx.key, route.alias, body)
         body, pii_found = self._redact(body)
+        if self.cfg.server.log_prompts:
+            users = [m for m in body.get("messages") or () if m.get("role") == "user"]
+            prompt = message_text(users[-1].get("content")) if users else ""
+            ctx.prompt = self.redactor.redact(prompt)[0] if self.redactor else prompt
         pii = self.cfg.pii
         uncacheable = pii_found and (pii.never_cache or not pii.redact_upstream)
         decision = None if uncacheable else self._decide(ctx, body, route)
@@ -287,16 +291,21 @@ class Pipeline:
     ) -> AsyncIterator[bytes]:
         """Send the flight's chunks as SSE; an error after the first byte becomes an error event."""
         usage = None
+        dumps = orjson.dumps
         try:
-            async for chunk in flight.follow():
-                if "usage" in chunk:
-                    if chunk["usage"]:
-                        usage = chunk["usage"]
-                    if not include_usage:
-                        if not chunk.get("choices"):
-                            continue  # the usage chunk the gateway asked for, not the client
-                        chunk = {k: v for k, v in chunk.items() if k != "usage"}
-                yield sse.encode(chunk)
+            async for batch in flight.follow():
+                out = []
+                for chunk in batch:
+                    if "usage" in chunk:
+                        if chunk["usage"]:
+                            usage = chunk["usage"]
+                        if not include_usage:
+                            if not chunk.get("choices"):
+                                continue  # the usage chunk the gateway asked for, not the client
+                            chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                    out.append(b"data: " + dumps(chunk) + b"\n\n")
+                if out:
+                    yield b"".join(out)
         except Exception as exc:
             err = exc if isinstance(exc, GatewayError) else UpstreamError(f"stream failed: {exc}")
             outcome.outcome, outcome.status, outcome.error_reason = "error", err.status, _reason(err)

@@ -25,6 +25,8 @@ class RequestContext:
     tags: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     est_tokens: int = 0
+    prompt: str | None = None
+    """The last user turn, kept only when prompt logging is switched on."""
 
 
 @dataclass

@@ -136,7 +136,7 @@ class Gate:
             used = rec.prompt_tokens + rec.completion_tokens
             self.limiter.settle(key.id, key.tpm, ctx.est_tokens, used, hit=hit)
             self.budgets.record(key.id, key.tenant, rec.cost_usd)
-        self.recorder.record(rec)
+        self.recorder.record(rec, ctx.prompt)
         return rec
 
 

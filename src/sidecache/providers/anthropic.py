@@ -293,18 +293,19 @@ class Anthropic:
                 if response.status_code >= 400:
                     raise status_error(self.name, response, await response.aread())
                 async for event in iter_events(response.aiter_lines()):
+                    if translator.done:
+                        continue  # read to the end so the connection is reused
                     data = orjson.loads(event.data)
                     if not isinstance(data, dict):
                         raise UpstreamProtocolError(f"{self.name}: upstream sent a non-object event")
                     for chunk in translator.feed(event.event, data):
                         yield chunk
-                    if translator.done:
-                        return
                     if time.monotonic() > deadline:
                         raise UpstreamTimeout(f"{self.name}: upstream exceeded the total timeout")
             finally:
                 await response.aclose()
-        raise UpstreamProtocolError(f"{self.name}: upstream stream ended before message_stop")
+        if not translator.done:
+            raise UpstreamProtocolError(f"{self.name}: upstream stream ended before message_stop")
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -60,9 +60,13 @@ class OpenAICompatible:
             try:
                 if response.status_code >= 400:
                     raise status_error(self.name, response, await response.aread())
+                done = False
                 async for event in iter_events(response.aiter_lines()):
-                    if event.data == "[DONE]":
-                        return
+                    # After [DONE], read on to the end of the body: a connection closed with
+                    # unread bytes cannot go back to the pool, and a new one costs a millisecond.
+                    if done or event.data == "[DONE]":
+                        done = True
+                        continue
                     chunk = orjson.loads(event.data)
                     if not isinstance(chunk, dict):
                         raise UpstreamProtocolError(f"{self.name}: upstream sent a non-object chunk")

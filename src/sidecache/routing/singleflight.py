@@ -58,15 +58,21 @@ class Flight:
         assert self.result is not None
         return self.result
 
-    async def follow(self) -> AsyncIterator[dict[str, Any]]:
-        """Every chunk from the first; raises the flight's error after the chunks sent."""
+    async def follow(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every chunk from the first, in batches of what has arrived since the last wake-up.
+
+        Batches let a follower write chunks that arrived together in one send; the flight's
+        error is raised after the chunks sent before it.
+        """
         i = 0
         while True:
             event = self._event
             chunks = self.chunks
-            while i < len(chunks):
-                yield chunks[i]
-                i += 1
+            if i < len(chunks):
+                batch = chunks[i:]
+                i += len(batch)
+                yield batch
+                continue
             if self.done:
                 if self.error is not None:
                     raise self.error
