@@ -30,7 +30,9 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
-    cfg = msgspec.structs.replace(cfg, server=msgspec.structs.replace(cfg.server, host=host, port=port))
+    cfg = msgspec.structs.replace(
+        cfg, server=msgspec.structs.replace(cfg.server, host=host, port=port)
+    )
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()), format="%(message)s", stream=sys.stderr
     )
@@ -61,7 +63,9 @@ def _keys(args: argparse.Namespace) -> int:
     store = KeyStore(cfg.server.data_dir)
     try:
         if args.keys_command == "create":
-            models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+            models = (
+                [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+            )
             raw, rec = store.create(
                 args.tenant,
                 models=models,
@@ -77,8 +81,10 @@ def _keys(args: argparse.Namespace) -> int:
             )
         elif args.keys_command == "list":
             rows = store.list(include_revoked=args.all)
-            print(f"{'id':<22}{'prefix':<16}{'tenant':<16}{'models':<20}{'rpm':>6}{'tpm':>8}"
-                  f"{'budget':>12}  status")
+            print(
+                f"{'id':<22}{'prefix':<16}{'tenant':<16}{'models':<20}{'rpm':>6}{'tpm':>8}"
+                f"{'budget':>12}  status"
+            )
             for r in rows:
                 budget = f"${r.budget_usd:g}/{r.budget_period}" if r.budget_usd is not None else "-"
                 print(

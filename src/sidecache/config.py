@@ -180,7 +180,7 @@ class ObservabilityConfig(Base):
     latency_samples: Annotated[int, Meta(ge=16, le=100_000)] = 1024
     """Recent latencies kept per provider and outcome for the p50/p95 figures."""
     max_tags: Annotated[int, Meta(ge=0)] = 200
-    """Distinct ``key=value`` tags tracked in ``/stats``; later ones are counted under ``_other``."""
+    """Distinct ``key=value`` tags tracked in ``/stats``; later ones count under ``_other``."""
 
 
 class Config(Base):

@@ -141,7 +141,9 @@ class UpstreamStatusError(UpstreamError):
         retry_after: float | None = None,
         code: str | None = None,
     ) -> None:
-        super().__init__(message, retry_after=retry_after, code=code or f"upstream_{upstream_status}")
+        super().__init__(
+            message, retry_after=retry_after, code=code or f"upstream_{upstream_status}"
+        )
         self.upstream_status = upstream_status
         # 4xx other than 408/409/429 are the client's fault: another target would say the same.
         self.retryable = upstream_status in (408, 409, 429) or upstream_status >= 500

@@ -27,10 +27,10 @@ from sidecache.routing.router import Route, Router, TargetState
 from sidecache.routing.singleflight import Flight, FlightGroup
 
 if TYPE_CHECKING:
-    from sidecache.governance.gate import Gate
-    from sidecache.governance.pii import Redactor
     from sidecache.cache.policy import Decision
     from sidecache.cache.semantic import Hit, SemanticCache
+    from sidecache.governance.gate import Gate
+    from sidecache.governance.pii import Redactor
 
 
 @dataclass
@@ -155,7 +155,11 @@ class Pipeline:
     # -- upstream ---------------------------------------------------------------------------
 
     async def _run_stream(
-        self, flight: Flight, route: Route, body: dict[str, Any], store: Callable[[dict[str, Any]], None]
+        self,
+        flight: Flight,
+        route: Route,
+        body: dict[str, Any],
+        store: Callable[[dict[str, Any]], None],
     ) -> None:
         (first, rest), target = await self.router.open_stream(route, body)
         flight.meta["target"] = target
@@ -182,7 +186,11 @@ class Pipeline:
         store(completion)
 
     async def _run_complete(
-        self, flight: Flight, route: Route, body: dict[str, Any], store: Callable[[dict[str, Any]], None]
+        self,
+        flight: Flight,
+        route: Route,
+        body: dict[str, Any],
+        store: Callable[[dict[str, Any]], None],
     ) -> None:
         completion, target = await self.router.complete(route, body)
         flight.meta["target"] = target
@@ -200,7 +208,11 @@ class Pipeline:
         try:
             return await self._chat(ctx, body, req, outcome)
         except GatewayError as exc:
-            outcome.outcome, outcome.status, outcome.error_reason = "error", exc.status, _reason(exc)
+            outcome.outcome, outcome.status, outcome.error_reason = (
+                "error",
+                exc.status,
+                _reason(exc),
+            )
             self._finish(outcome)
             raise
 
@@ -308,7 +320,11 @@ class Pipeline:
                     yield b"".join(out)
         except Exception as exc:
             err = exc if isinstance(exc, GatewayError) else UpstreamError(f"stream failed: {exc}")
-            outcome.outcome, outcome.status, outcome.error_reason = "error", err.status, _reason(err)
+            outcome.outcome, outcome.status, outcome.error_reason = (
+                "error",
+                err.status,
+                _reason(err),
+            )
             yield sse.encode(err.to_dict())
             self._finish(outcome)
             return

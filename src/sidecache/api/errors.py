@@ -21,7 +21,9 @@ def error_response(exc: GatewayError, headers: dict[str, str] | None = None) -> 
     if exc.retry_after is not None and exc.status in (429, 503):
         out["retry-after"] = str(max(1, round(exc.retry_after + 0.49)))
     return Response(
-        orjson.dumps(exc.to_dict()), status_code=exc.status, media_type="application/json",
+        orjson.dumps(exc.to_dict()),
+        status_code=exc.status,
+        media_type="application/json",
         headers=out,
     )
 

@@ -18,7 +18,9 @@ def _json(data: object, status: int = 200) -> Response:
 async def list_models(request: Request) -> Response:
     key = request.app.state.gate.authenticate(request.headers.get("authorization"))
     aliases = [a for a in request.app.state.router.routes if key is None or key.allows(a)]
-    data = [{"id": a, "object": "model", "created": _STARTED, "owned_by": "sidecache"} for a in aliases]
+    data = [
+        {"id": a, "object": "model", "created": _STARTED, "owned_by": "sidecache"} for a in aliases
+    ]
     return _json({"object": "list", "data": data})
 
 

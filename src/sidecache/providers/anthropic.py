@@ -297,7 +297,9 @@ class Anthropic:
                         continue  # read to the end so the connection is reused
                     data = orjson.loads(event.data)
                     if not isinstance(data, dict):
-                        raise UpstreamProtocolError(f"{self.name}: upstream sent a non-object event")
+                        raise UpstreamProtocolError(
+                            f"{self.name}: upstream sent a non-object event"
+                        )
                     for chunk in translator.feed(event.event, data):
                         yield chunk
                     if time.monotonic() > deadline:

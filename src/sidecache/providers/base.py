@@ -47,7 +47,9 @@ def make_client(cfg: ProviderConfig) -> httpx.AsyncClient:
     """A pooled client; ``read`` bounds the wait for the first byte and between chunks."""
     t = cfg.timeouts
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(connect=t.connect, read=t.first_byte, write=t.connect, pool=t.connect),
+        timeout=httpx.Timeout(
+            connect=t.connect, read=t.first_byte, write=t.connect, pool=t.connect
+        ),
         limits=httpx.Limits(
             max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections
         ),

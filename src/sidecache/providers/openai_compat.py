@@ -69,7 +69,9 @@ class OpenAICompatible:
                         continue
                     chunk = orjson.loads(event.data)
                     if not isinstance(chunk, dict):
-                        raise UpstreamProtocolError(f"{self.name}: upstream sent a non-object chunk")
+                        raise UpstreamProtocolError(
+                            f"{self.name}: upstream sent a non-object chunk"
+                        )
                     if "error" in chunk:
                         err = chunk["error"]
                         msg = err.get("message") if isinstance(err, dict) else str(err)

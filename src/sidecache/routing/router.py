@@ -109,7 +109,9 @@ class Router:
                 alias, [Target(target=f"{name}/{alias}")], "fallback", None
             )
             return route
-        raise ModelNotFound(f"The model `{alias}` does not exist or is not configured", param="model")
+        raise ModelNotFound(
+            f"The model `{alias}` does not exist or is not configured", param="model"
+        )
 
     def circuits(self) -> dict[str, str]:
         return {key: t.breaker.state for key, t in self._targets.items()}
@@ -182,7 +184,9 @@ class Router:
     def _body(self, body: dict[str, Any], target: TargetState) -> dict[str, Any]:
         return {**body, "model": target.upstream_model}
 
-    async def complete(self, route: Route, body: dict[str, Any]) -> tuple[dict[str, Any], TargetState]:
+    async def complete(
+        self, route: Route, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], TargetState]:
         return await self._run(route, lambda t: t.provider.complete(self._body(body, t)))
 
     async def open_stream(
@@ -195,7 +199,9 @@ class Router:
             try:
                 first = await it.__anext__()
             except StopAsyncIteration:
-                raise UpstreamProtocolError(f"{t.provider.name}: upstream stream was empty") from None
+                raise UpstreamProtocolError(
+                    f"{t.provider.name}: upstream stream was empty"
+                ) from None
             except BaseException:
                 await it.aclose()  # type: ignore[attr-defined]
                 raise

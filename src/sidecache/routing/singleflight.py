@@ -114,13 +114,15 @@ class FlightGroup:
         flight.task = asyncio.create_task(self._lead(flight, run))
         return flight, True
 
-    async def _lead(self, flight: Flight, run: Callable[[Flight], Coroutine[Any, Any, None]]) -> None:
+    async def _lead(
+        self, flight: Flight, run: Callable[[Flight], Coroutine[Any, Any, None]]
+    ) -> None:
         try:
             await run(flight)
         except asyncio.CancelledError as exc:
             if not flight.done:
                 flight.fail(exc)
-        except BaseException as exc:  # noqa: BLE001 - handed to every follower
+        except BaseException as exc:
             if not flight.done:
                 flight.fail(exc)
         finally:
