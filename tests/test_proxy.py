@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import Gateway, basic_config, free_port, write_config
+from harness import Gateway, basic_config, free_port, write_config
 
 PROXY_EXTRA = """
 [routing.retry]

@@ -119,6 +119,8 @@ class VerifierConfig(Base):
     enabled: bool = True
     model_path: str = ""
     """Learned parameters; empty: the file shipped in the package."""
+    cutoff: Unit | None = None
+    """Probability the learned score must reach; None: the cutoff shipped with the model."""
 
 
 class CacheConfig(Base):

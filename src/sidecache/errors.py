@@ -34,6 +34,8 @@ class GatewayError(Exception):
     status: int = 500
     type: str = "server_error"
     code: str | None = None
+    provider: str = ""
+    """The upstream provider the error came from, when there was one (for accounting)."""
 
     def __init__(
         self,

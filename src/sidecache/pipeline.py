@@ -40,8 +40,12 @@ class Answer:
     stream: AsyncIterator[bytes] | None = None
 
 
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "code", None) or type(exc).__name__
+def _failed(outcome: Outcome, exc: GatewayError) -> Outcome:
+    """Mark an outcome as an error, keeping the provider that failed."""
+    outcome.outcome, outcome.status = "error", exc.status
+    outcome.error_reason = exc.code or type(exc).__name__
+    outcome.provider = outcome.provider or exc.provider
+    return outcome
 
 
 class Pipeline:
@@ -208,12 +212,7 @@ class Pipeline:
         try:
             return await self._chat(ctx, body, req, outcome)
         except GatewayError as exc:
-            outcome.outcome, outcome.status, outcome.error_reason = (
-                "error",
-                exc.status,
-                _reason(exc),
-            )
-            self._finish(outcome)
+            self._finish(_failed(outcome, exc))
             raise
 
     async def _chat(
@@ -254,7 +253,8 @@ class Pipeline:
         if decision is not None and (decision.read or decision.write):
             key = f"{decision.key_hash}:{int(stream)}:{int(decision.write)}"
         runner = self._run_stream if stream else self._run_complete
-        flight, _ = self.flights.join(key, lambda f: runner(f, route, body, store))
+        flight, leader = self.flights.join(key, lambda f: runner(f, route, body, store))
+        outcome.coalesced = not leader
         headers = {"x-sidecache": outcome.outcome}
         if not stream:
             try:
@@ -320,13 +320,8 @@ class Pipeline:
                     yield b"".join(out)
         except Exception as exc:
             err = exc if isinstance(exc, GatewayError) else UpstreamError(f"stream failed: {exc}")
-            outcome.outcome, outcome.status, outcome.error_reason = (
-                "error",
-                err.status,
-                _reason(err),
-            )
             yield sse.encode(err.to_dict())
-            self._finish(outcome)
+            self._finish(_failed(outcome, err))
             return
         finally:
             flight.detach()

@@ -46,3 +46,5 @@ class Outcome:
     saved_usage: dict[str, Any] | None = None
     saved_model: str = ""
     error_reason: str = ""
+    coalesced: bool = False
+    """A miss that followed another request's upstream call: it cost nothing more."""

@@ -5,15 +5,26 @@ Only the admin sees prompts of stored entries; a tenant's virtual key never open
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sidecache.errors import AuthenticationError, BadRequest, NotFound, ServiceUnavailable
 
+if TYPE_CHECKING:
+    from sidecache.cache.semantic import SemanticCache
+    from sidecache.cache.store import Entry
+
+
+# Figures from the cache may be keyed by number (batch sizes) or be numpy scalars.
+JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
 
 def _json(data: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+    body = orjson.dumps(data, option=JSON_OPTIONS)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def require_admin(request: Request) -> None:
@@ -27,12 +38,38 @@ def require_admin(request: Request) -> None:
         raise AuthenticationError("this endpoint needs the admin key", code="invalid_admin_key")
 
 
-def _cache(request: Request):  # type: ignore[no-untyped-def]
+def _cache(request: Request) -> SemanticCache:
     require_admin(request)
-    cache = request.app.state.cache
+    cache: SemanticCache | None = request.app.state.cache
     if cache is None:
         raise ServiceUnavailable("the cache is disabled in this gateway's config")
     return cache
+
+
+def entry_view(entry: Entry) -> dict[str, Any]:
+    """One stored entry as the admin sees it: the prompt and answer text, not vector or bytes."""
+    answer = ""
+    try:
+        choices = orjson.loads(entry.response).get("choices") or []
+        answer = (choices[0].get("message") or {}).get("content") or "" if choices else ""
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        pass
+    return {
+        "id": entry.id,
+        "scope": entry.scope,
+        "tenant": entry.tenant,
+        "model": entry.model,
+        "namespace": entry.namespace,
+        "prompt": entry.key_text,
+        "answer": answer,
+        "created": entry.created,
+        "expires_at": entry.expires_at,
+        "last_hit": entry.last_hit,
+        "hits": entry.hits,
+        "prompt_tokens": entry.prompt_tokens,
+        "completion_tokens": entry.completion_tokens,
+        "cost_usd": entry.cost_usd,
+    }
 
 
 def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -46,7 +83,7 @@ def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
 
 async def cache_stats(request: Request) -> Response:
     cache = _cache(request)
-    return _json(await cache.stats())
+    return _json(cache.stats())  # from memory: cheap and safe on the event loop
 
 
 async def cache_entries(request: Request) -> Response:
@@ -57,7 +94,7 @@ async def cache_entries(request: Request) -> Response:
         scope=q.get("scope") or None,
         tenant=q.get("tenant") or None,
     )
-    return _json({"object": "list", "data": entries})
+    return _json({"object": "list", "data": [entry_view(e) for e in entries]})
 
 
 async def delete_entry(request: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -19,7 +20,7 @@ _HTTP_TYPES = {404: "not_found", 405: "method_not_allowed"}
 def error_response(exc: GatewayError, headers: dict[str, str] | None = None) -> Response:
     out = dict(headers or {})
     if exc.retry_after is not None and exc.status in (429, 503):
-        out["retry-after"] = str(max(1, round(exc.retry_after + 0.49)))
+        out["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
     return Response(
         orjson.dumps(exc.to_dict()),
         status_code=exc.status,

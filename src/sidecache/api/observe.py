@@ -8,7 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sidecache.api.admin import require_admin
+from sidecache.api.admin import JSON_OPTIONS, require_admin
 from sidecache.observability.dashboard import CONTENT_TYPE, dashboard_html
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
@@ -23,7 +23,7 @@ async def _refresh(request: Request) -> dict[str, Any]:
         recorder.set_circuit(target, status == "open")
     extra: dict[str, Any] = {"circuits": circuits}
     if state.cache is not None:
-        cache_stats = await state.cache.stats()
+        cache_stats = state.cache.stats()  # from memory: cheap and safe on the event loop
         recorder.set_cache_size(cache_stats.get("entries", 0), cache_stats.get("bytes", 0))
         extra["cache"] = cache_stats
     return extra
@@ -43,7 +43,7 @@ async def metrics(request: Request) -> Response:
 async def stats(request: Request) -> Response:
     _guard(request)
     extra = await _refresh(request)
-    body = orjson.dumps(request.app.state.recorder.snapshot(extra))
+    body = orjson.dumps(request.app.state.recorder.snapshot(extra), option=JSON_OPTIONS)
     return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
 
 

@@ -131,6 +131,12 @@ class Gate:
                 rec.completion_tokens = estimate_tokens(_text(o.completion))
             model = o.upstream_model or (o.completion or {}).get("model", "")
             rec.cost_usd = self.pricing.cost(model, rec.prompt_tokens, rec.completion_tokens)
+            if o.coalesced:  # another request's upstream call answered this one: it was free
+                rec.saved_tokens = rec.prompt_tokens + rec.completion_tokens
+                rec.saved_usd = rec.cost_usd
+                rec.prompt_tokens = rec.completion_tokens = 0
+                rec.cost_usd = 0.0
+                hit = True
         key = ctx.key
         if key is not None:
             used = rec.prompt_tokens + rec.completion_tokens

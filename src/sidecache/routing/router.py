@@ -154,13 +154,15 @@ class Router:
                 delay = None if soonest is None else soonest - time.monotonic()
                 if delay is None or delay > retry.retry_after_max:
                     break
-                await asyncio.sleep(max(0.0, delay))
+                # asyncio may wake a timer up to one clock tick early: add a little
+                await asyncio.sleep(max(0.0, delay) + 0.005)
                 target, pos = self._pick(route, order, pos)
                 if target is None:
                     break
             try:
                 result = await call(target)
             except UpstreamError as exc:
+                exc.provider = target.provider_name
                 self.record(target, exc)
                 last = exc
                 if exc.retry_after is not None:

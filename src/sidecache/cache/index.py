@@ -1,0 +1,385 @@
+"""FAISS vector indexes, one per cache scope.
+
+Why one index per scope: a semantic hit is only allowed between requests whose scope (tenant,
+model, system prompt, earlier turns, parameters) is identical, so searching a single global index
+and filtering would waste work and recall. Most scopes stay tiny; a few (a popular system prompt)
+grow large.
+
+So each ``ScopeIndex`` starts as an exact ``IndexFlatIP`` (inner product on unit vectors is the
+cosine) and, once it holds more than ``hnsw_min_size`` entries, is rebuilt as an HNSW graph, which
+answers in far less than linear time. HNSW cannot delete: removed ids become tombstones that
+searches skip (a FAISS id selector), and the graph is rebuilt from the surviving vectors (read
+back from the index itself, so no second copy is kept) when tombstones pile up.
+
+Every method blocks; the caller runs them in a worker thread. A lock per scope makes concurrent
+calls from several threads safe. OpenMP is limited to one thread in the searching thread: for one
+query against a small index, waking a thread team costs more than the search.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+__all__ = ["IndexSet", "ScopeIndex"]
+
+_omp_state = threading.local()
+
+
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
+
+
+def _single_threaded() -> Any:
+    """Import faiss and pin OpenMP to one thread for this thread (the setting is per thread)."""
+    faiss = _faiss()
+    if not getattr(_omp_state, "pinned", False):
+        faiss.omp_set_num_threads(1)
+        _omp_state.pinned = True
+    return faiss
+
+
+def _cores() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+
+
+def _as_ids(ids: Iterable[int]) -> npt.NDArray[np.int64]:
+    return np.fromiter((int(i) for i in ids), dtype=np.int64)
+
+
+def _as_matrix(vecs: Any, dim: int) -> npt.NDArray[np.float32]:
+    arr = np.ascontiguousarray(vecs, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.shape[1] != dim:
+        raise ValueError(f"vectors have dimension {arr.shape[1]}, the index expects {dim}")
+    return arr
+
+
+class ScopeIndex:
+    """Inner-product search over the unit vectors of one scope: flat while small, then HNSW."""
+
+    def __init__(
+        self,
+        dim: int,
+        hnsw_min_size: int = 10_000,
+        *,
+        hnsw_m: int = 32,
+        ef_construction: int = 64,
+        ef_search: int = 64,
+        rebuild_min_tombstones: int = 256,
+        rebuild_ratio: float = 0.2,
+        auto_rebuild: bool = True,
+    ) -> None:
+        """``auto_rebuild``: rebuild inside ``add``/``remove`` when needed (simple, but the
+        caller's thread waits for the build); False leaves it to the owner, who watches
+        ``needs_rebuild`` and calls ``rebuild`` from a background thread."""
+        self.dim = dim
+        self.hnsw_min_size = hnsw_min_size
+        self.hnsw_m = hnsw_m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.rebuild_min_tombstones = rebuild_min_tombstones
+        self.rebuild_ratio = rebuild_ratio
+        self.auto_rebuild = auto_rebuild
+        self._building = False
+        self._lock = threading.RLock()
+        self._live: set[int] = set()
+        self._tombstones: set[int] = set()
+        self._params: Any = None  # cached HNSW search parameters that skip tombstones
+        self._keep: tuple[Any, ...] = ()  # selectors referenced by _params (C++ pointers)
+        self.rebuilds = 0
+        self._hnsw = False
+        self._index: Any = self._new_index(hnsw=False)
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _new_index(self, *, hnsw: bool) -> Any:
+        faiss = _faiss()
+        if hnsw:
+            inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = self.ef_construction
+            inner.hnsw.efSearch = self.ef_search
+        else:
+            inner = faiss.IndexFlatIP(self.dim)
+        return faiss.IndexIDMap2(inner)  # the wrapper keeps a reference to ``inner``
+
+    def _vectors(self, ids: list[int]) -> npt.NDArray[np.float32]:
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out: npt.NDArray[np.float32] = self._index.reconstruct_batch(_as_ids(ids))
+        return out
+
+    @property
+    def needs_rebuild(self) -> bool:
+        """Flat and past ``hnsw_min_size``, or HNSW with too many tombstones."""
+        with self._lock:
+            if not self._hnsw:
+                return len(self._live) > self.hnsw_min_size
+            limit = max(self.rebuild_min_tombstones, int(self.rebuild_ratio * self.ntotal))
+            return len(self._tombstones) > limit
+
+    def rebuild(self, threads: int | None = None) -> bool:
+        """Rebuild from the live vectors: HNSW past ``hnsw_min_size`` (flat again only below
+        half of it), without tombstones. ``threads``: OpenMP threads for the build (None: all).
+
+        Searches and changes go on meanwhile: the new index is built from a snapshot outside
+        the lock, then what changed in between is applied and the indexes are swapped.
+        Returns False when another rebuild of this scope is already running.
+        """
+        with self._lock:
+            if self._building:
+                return False
+            self._building = True
+            ids = sorted(self._live)
+            vecs = self._vectors(ids)
+            was_hnsw = self._hnsw
+        try:
+            use_hnsw = len(ids) > self.hnsw_min_size or (
+                was_hnsw and len(ids) > self.hnsw_min_size // 2
+            )
+            index = self._new_index(hnsw=use_hnsw)
+            if ids:
+                faiss = _faiss()
+                faiss.omp_set_num_threads(threads or _cores())
+                try:
+                    index.add_with_ids(vecs, _as_ids(ids))
+                finally:
+                    faiss.omp_set_num_threads(1)
+                    _omp_state.pinned = True
+            with self._lock:
+                snapshot = set(ids)
+                added = sorted(self._live - snapshot)
+                removed = snapshot - self._live
+                if added:
+                    index.add_with_ids(self._vectors(added), _as_ids(added))
+                tombstones: set[int] = set()
+                if removed and use_hnsw:
+                    tombstones = removed
+                elif removed:
+                    index.remove_ids(_as_ids(removed))
+                self._index, self._hnsw, self._tombstones = index, use_hnsw, tombstones
+                self._params, self._keep = None, ()
+                self.rebuilds += 1
+        finally:
+            with self._lock:
+                self._building = False
+        return True
+
+    # -- mutation ----------------------------------------------------------------------------
+
+    def add(self, ids: Iterable[int], vecs: Any) -> int:
+        """Add vectors under their entry ids; ids already present are skipped. Returns added."""
+        _single_threaded()
+        id_arr = _as_ids(ids)
+        mat = _as_matrix(vecs, self.dim)
+        if len(id_arr) != len(mat):
+            raise ValueError(f"{len(id_arr)} ids for {len(mat)} vectors")
+        with self._lock:
+            keep = [i for i, v in enumerate(id_arr.tolist()) if v not in self._live]
+            if not keep:
+                return 0
+            if len(keep) != len(id_arr):
+                id_arr, mat = id_arr[keep], mat[keep]
+            # An id still in the graph as a tombstone (entry ids are never reused, so this is
+            # rare) comes back to life; its old vector may then answer too: search dedupes.
+            self._tombstones.difference_update(id_arr.tolist())
+            self._params, self._keep = None, ()
+            self._index.add_with_ids(mat, id_arr)
+            self._live.update(id_arr.tolist())
+        if self.auto_rebuild and self.needs_rebuild:
+            self.rebuild()
+        return len(id_arr)
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Forget these ids (unknown ones are ignored). Returns how many were removed."""
+        _single_threaded()
+        with self._lock:
+            gone = [i for i in (int(x) for x in ids) if i in self._live]
+            if not gone:
+                return 0
+            self._live.difference_update(gone)
+            if self._hnsw:
+                self._tombstones.update(gone)
+                self._params, self._keep = None, ()
+            else:
+                self._index.remove_ids(_as_ids(gone))
+        if self.auto_rebuild and self.needs_rebuild:
+            self.rebuild()
+        return len(gone)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def _search_params(self) -> Any:
+        if not self._tombstones:
+            return None
+        if self._params is None:
+            faiss = _faiss()
+            batch = faiss.IDSelectorBatch(_as_ids(self._tombstones))
+            skip = faiss.IDSelectorNot(batch)
+            self._params = faiss.SearchParametersHNSW(sel=skip, efSearch=self.ef_search)
+            self._keep = (batch, skip)
+        return self._params
+
+    def search(self, vec: Any, k: int = 4) -> list[tuple[int, float]]:
+        """The ``k`` nearest live ids with their inner product (cosine), best first."""
+        _single_threaded()
+        q = _as_matrix(vec, self.dim)[:1]
+        with self._lock:
+            k = min(k, len(self._live))
+            if k <= 0:
+                return []
+            params = self._search_params()
+            if params is None:
+                scores, labels = self._index.search(q, k)
+            else:
+                scores, labels = self._index.search(q, k, params=params)
+        out: list[tuple[int, float]] = []
+        seen: set[int] = set()
+        for label, score in zip(labels[0].tolist(), scores[0].tolist(), strict=True):
+            if label >= 0 and label in self._live and label not in seen:
+                seen.add(label)
+                out.append((label, float(score)))
+        return out
+
+    # -- introspection -----------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        return "hnsw" if self._hnsw else "flat"
+
+    @property
+    def ntotal(self) -> int:
+        """Vectors physically in the index, tombstones included."""
+        return int(self._index.ntotal)
+
+    @property
+    def tombstones(self) -> int:
+        return len(self._tombstones)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._live
+
+
+class IndexSet:
+    """All scopes' indexes, created on demand, plus which scope holds each entry id."""
+
+    def __init__(self, dim: int, hnsw_min_size: int = 10_000, *, auto_rebuild: bool = True) -> None:
+        """``auto_rebuild=False``: the owner polls ``pending_rebuilds`` and calls ``rebuild``
+        from a background thread, so a flat-to-HNSW switch never stalls searches."""
+        self.dim = dim
+        self.hnsw_min_size = hnsw_min_size
+        self.auto_rebuild = auto_rebuild
+        self._scopes: dict[str, ScopeIndex] = {}
+        self._where: dict[int, str] = {}
+        self._dirty: set[str] = set()
+        self._lock = threading.Lock()
+
+    def get(self, scope: str) -> ScopeIndex | None:
+        return self._scopes.get(scope)
+
+    def _scope(self, scope: str) -> ScopeIndex:
+        """Caller holds ``_lock``."""
+        idx = self._scopes.get(scope)
+        if idx is None:
+            idx = self._scopes[scope] = ScopeIndex(
+                self.dim, self.hnsw_min_size, auto_rebuild=self.auto_rebuild
+            )
+        return idx
+
+    def scope(self, scope: str) -> ScopeIndex:
+        """The index of a scope, created empty if needed."""
+        with self._lock:
+            return self._scope(scope)
+
+    def add(self, scope: str, ids: Iterable[int], vecs: Any) -> int:
+        """Add under the set lock, so an emptied scope is never dropped while it is filled."""
+        id_list = [int(i) for i in ids]
+        with self._lock:
+            idx = self._scope(scope)
+            added = idx.add(id_list, vecs)
+            for i in id_list:
+                self._where[i] = scope
+            if idx.needs_rebuild:
+                self._dirty.add(scope)
+        return added
+
+    def pending_rebuilds(self) -> list[str]:
+        """Scopes that came to need a rebuild since the last call (``ScopeIndex.needs_rebuild``);
+        only changed scopes are checked, so this stays cheap with many scopes."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        return [s for s in dirty if (idx := self._scopes.get(s)) is not None and idx.needs_rebuild]
+
+    def rebuild(self, scope: str, threads: int | None = None) -> bool:
+        idx = self._scopes.get(scope)
+        return idx.rebuild(threads) if idx is not None else False
+
+    def search(self, scope: str, vec: Any, k: int = 4) -> list[tuple[int, float]]:
+        idx = self._scopes.get(scope)
+        return idx.search(vec, k) if idx is not None else []
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Remove ids wherever they are; empty scopes are dropped to free memory."""
+        by_scope: dict[str, list[int]] = {}
+        with self._lock:
+            for i in ids:
+                scope = self._where.pop(int(i), None)
+                if scope is not None:
+                    by_scope.setdefault(scope, []).append(int(i))
+        removed = 0
+        for scope, scope_ids in by_scope.items():
+            idx = self._scopes.get(scope)
+            if idx is None:
+                continue
+            removed += idx.remove(scope_ids)
+            if idx.needs_rebuild:
+                with self._lock:
+                    self._dirty.add(scope)
+            if len(idx) == 0:
+                with self._lock:
+                    if len(idx) == 0 and self._scopes.get(scope) is idx:
+                        del self._scopes[scope]
+        return removed
+
+    def drop(self, scope: str) -> None:
+        """Forget a whole scope."""
+        with self._lock:
+            self._scopes.pop(scope, None)
+            self._where = {i: s for i, s in self._where.items() if s != scope}
+
+    def scope_of(self, entry_id: int) -> str | None:
+        return self._where.get(entry_id)
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._where
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._scopes))
+
+    @property
+    def scopes(self) -> int:
+        return len(self._scopes)
+
+    def kinds(self) -> dict[str, int]:
+        """How many scopes are flat and how many HNSW."""
+        out = {"flat": 0, "hnsw": 0}
+        for idx in list(self._scopes.values()):
+            out[idx.kind] += 1
+        return out

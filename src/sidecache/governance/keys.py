@@ -1,0 +1,257 @@
+"""Virtual API keys: who is calling, which models they may use, their limits and budget.
+
+A raw key (``sk-sc-`` + 43 url-safe characters, 256 random bits) is shown once, at creation.
+The database keeps only its SHA-256 digest and a short non-secret prefix for display.
+
+Why a plain SHA-256 and not bcrypt/argon2: slow password hashes exist to make guessing
+low-entropy human passwords expensive. These keys are 256-bit random strings, so guessing is
+already infeasible, and a fast digest lets every request be authenticated with one hash and one
+dict lookup instead of tens of milliseconds of deliberate work. There is no salt for the same
+reason: precomputed tables cannot cover a 256-bit space.
+
+Lookups are served from memory. Another process (the CLI) may create or revoke keys in the same
+database; ``PRAGMA data_version`` changes whenever another connection commits, so checking it
+(at most every ``refresh_interval`` seconds, a few microseconds each) and reloading the small
+table makes a revocation effective in a running gateway within that interval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import orjson
+
+from sidecache.errors import BadRequest, NotFound
+from sidecache.governance.state import open_state_db
+
+KEY_PREFIX = "sk-sc-"
+_DISPLAY_CHARS = 6  # random characters kept in the display prefix (~36 of 256 bits)
+
+Period = Literal["day", "month"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id            TEXT PRIMARY KEY,
+    prefix        TEXT NOT NULL,
+    hash          BLOB NOT NULL UNIQUE,
+    tenant        TEXT NOT NULL,
+    models        TEXT,
+    rpm           INTEGER,
+    tpm           INTEGER,
+    budget_usd    REAL,
+    budget_period TEXT,
+    created       REAL NOT NULL,
+    revoked       REAL
+)
+"""
+
+_COLUMNS = "id, prefix, tenant, models, rpm, tpm, budget_usd, budget_period, created, revoked"
+
+
+class KeyRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """What the gateway knows about a key; never holds the key itself."""
+
+    id: str
+    prefix: str
+    """The first characters of the raw key, e.g. ``sk-sc-Ab3dE9``: enough to recognise it."""
+    tenant: str
+    models: list[str] | None = None
+    """Model aliases this key may call; ``None``: all of them."""
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: float | None = None
+    budget_period: Period | None = None
+    created: float = 0.0
+    """Unix time of creation."""
+    revoked: bool = False
+    revoked_at: float | None = None
+
+    def allows(self, model: str) -> bool:
+        """Whether this key may call the model alias ``model``."""
+        return self.models is None or model in self.models
+
+
+def hash_key(raw: str) -> bytes:
+    """The stored digest of a raw key (see the module docstring for why SHA-256 suffices)."""
+    return hashlib.sha256(raw.encode()).digest()
+
+
+def _row_to_record(row: tuple[object, ...]) -> KeyRecord:
+    (kid, prefix, tenant, models, rpm, tpm, budget, period, created, revoked) = row
+    return KeyRecord(
+        id=str(kid),
+        prefix=str(prefix),
+        tenant=str(tenant),
+        models=orjson.loads(models) if isinstance(models, str) else None,
+        rpm=rpm if isinstance(rpm, int) else None,
+        tpm=tpm if isinstance(tpm, int) else None,
+        budget_usd=float(budget) if isinstance(budget, int | float) else None,
+        budget_period="day" if period == "day" else "month" if period == "month" else None,
+        created=float(created) if isinstance(created, int | float) else 0.0,
+        revoked=revoked is not None,
+        revoked_at=float(revoked) if isinstance(revoked, int | float) else None,
+    )
+
+
+class KeyStore:
+    """Keys in ``<data_dir>/state.db``, mirrored in memory for per-request lookups.
+
+    Thread-safe; every method is short and synchronous (the table is small and read from memory),
+    so it may be called from the event loop.
+    """
+
+    def __init__(self, data_dir: str | Path, *, refresh_interval: float = 0.5) -> None:
+        self._conn: sqlite3.Connection = open_state_db(data_dir)
+        self._conn.execute(_SCHEMA)
+        self._lock = threading.Lock()
+        self._refresh_interval = refresh_interval
+        self._by_hash: dict[bytes, KeyRecord] = {}
+        self._data_version = -1
+        self._checked_at = 0.0
+        with self._lock:
+            self._reload()
+
+    # -- in-memory mirror -------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """Re-read the whole table (caller holds the lock)."""
+        self._data_version = self._current_data_version()
+        rows = self._conn.execute(f"SELECT hash, {_COLUMNS} FROM api_keys").fetchall()
+        self._by_hash = {bytes(r[0]): _row_to_record(r[1:]) for r in rows}
+        self._checked_at = time.monotonic()
+
+    def _current_data_version(self) -> int:
+        row = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def _maybe_refresh(self) -> None:
+        """Reload if another process committed since we last looked (rate-limited check)."""
+        now = time.monotonic()
+        if now - self._checked_at < self._refresh_interval:
+            return
+        with self._lock:
+            self._checked_at = now
+            if self._current_data_version() != self._data_version:
+                self._reload()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def create(
+        self,
+        tenant: str,
+        models: list[str] | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        budget_usd: float | None = None,
+        budget_period: Period | None = None,
+    ) -> tuple[str, KeyRecord]:
+        """Make a key; returns the raw key (shown once, never stored) and its record."""
+        if not tenant:
+            raise BadRequest("a key needs a tenant name", param="tenant")
+        for name, value in (("rpm", rpm), ("tpm", tpm)):
+            if value is not None and value < 1:
+                raise BadRequest(f"{name} must be at least 1", param=name)
+        if budget_usd is not None and budget_usd < 0:
+            raise BadRequest("budget_usd must not be negative", param="budget_usd")
+        if budget_usd is not None and budget_period is None:
+            budget_period = "month"
+        raw = KEY_PREFIX + secrets.token_urlsafe(32)
+        record = KeyRecord(
+            id="key_" + secrets.token_hex(8),
+            prefix=raw[: len(KEY_PREFIX) + _DISPLAY_CHARS],
+            tenant=tenant,
+            models=list(models) if models is not None else None,
+            rpm=rpm,
+            tpm=tpm,
+            budget_usd=budget_usd,
+            budget_period=budget_period,
+            created=time.time(),
+        )
+        digest = hash_key(raw)
+        with self._lock:
+            self._conn.execute(
+                f"INSERT INTO api_keys (hash, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    digest,
+                    record.id,
+                    record.prefix,
+                    record.tenant,
+                    orjson.dumps(record.models).decode() if record.models is not None else None,
+                    record.rpm,
+                    record.tpm,
+                    record.budget_usd,
+                    record.budget_period,
+                    record.created,
+                    None,
+                ),
+            )
+            self._by_hash[digest] = record
+        return raw, record
+
+    def lookup(self, raw: str) -> KeyRecord | None:
+        """The active record for a raw key, or ``None`` if unknown or revoked."""
+        self._maybe_refresh()
+        record = self._by_hash.get(hash_key(raw))
+        if record is None or record.revoked:
+            return None
+        return record
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        """The record with this id, revoked or not."""
+        self._maybe_refresh()
+        for record in self._by_hash.values():
+            if record.id == key_id:
+                return record
+        return None
+
+    def list(self, *, include_revoked: bool = True) -> list[KeyRecord]:
+        """All keys, oldest first."""
+        self._maybe_refresh()
+        records = [r for r in self._by_hash.values() if include_revoked or not r.revoked]
+        return sorted(records, key=lambda r: (r.created, r.id))
+
+    def revoke(self, key_id_or_prefix: str) -> KeyRecord:
+        """Revoke the key with this id or display prefix; returns its (revoked) record.
+
+        Raises ``NotFound`` if nothing matches and ``BadRequest`` if a prefix is ambiguous.
+        """
+        ident = key_id_or_prefix.strip()
+        with self._lock:
+            self._reload()
+            matches = [
+                (h, r)
+                for h, r in self._by_hash.items()
+                if r.id == ident or (len(ident) > len(KEY_PREFIX) and r.prefix.startswith(ident))
+            ]
+            exact = [(h, r) for h, r in matches if r.id == ident]
+            if exact:
+                matches = exact
+            if not matches:
+                raise NotFound(f"no key with id or prefix {ident!r}")
+            if len(matches) > 1:
+                raise BadRequest(f"prefix {ident!r} matches {len(matches)} keys; use the key id")
+            digest, record = matches[0]
+            if record.revoked:
+                return record
+            now = time.time()
+            self._conn.execute("UPDATE api_keys SET revoked = ? WHERE id = ?", (now, record.id))
+            revoked = msgspec.structs.replace(record, revoked=True, revoked_at=now)
+            self._by_hash[digest] = revoked
+            return revoked
+
+    def count_active(self) -> int:
+        """How many keys are not revoked (0 means the gateway may run open on loopback)."""
+        self._maybe_refresh()
+        return sum(1 for r in self._by_hash.values() if not r.revoked)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
