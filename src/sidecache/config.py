@@ -30,7 +30,7 @@ Positive = Annotated[int, Meta(ge=1)]
 Unit = Annotated[float, Meta(ge=0, le=1)]
 
 
-class Timeouts(Base):
+class Timeouts(Base, frozen=True):
     """Per-provider timeouts: connect, wait for the first byte, and the whole request."""
 
     connect: Seconds = 5.0
@@ -38,7 +38,7 @@ class Timeouts(Base):
     total: Seconds = 600.0
 
 
-class ProviderConfig(Base):
+class ProviderConfig(Base, frozen=True):
     """One upstream API endpoint and its credentials."""
 
     kind: Literal["openai", "anthropic"] = "openai"
@@ -50,14 +50,14 @@ class ProviderConfig(Base):
     anthropic_version: str = "2023-06-01"
 
 
-class Target(Base):
+class Target(Base, frozen=True):
     """``provider/upstream-model`` with an optional weight for the weighted strategy."""
 
     target: str
     weight: Annotated[float, Meta(gt=0)] = 1.0
 
 
-class ModelAlias(Base):
+class ModelAlias(Base, frozen=True):
     """What a client asks for; which upstream targets serve it and how to pick one."""
 
     targets: Annotated[list[Target], Meta(min_length=1)]
@@ -67,7 +67,7 @@ class ModelAlias(Base):
     cache: bool = True
 
 
-class RetryConfig(Base):
+class RetryConfig(Base, frozen=True):
     """Retries across targets before the first byte reaches the client."""
 
     max_attempts: Positive = 3
@@ -76,19 +76,19 @@ class RetryConfig(Base):
     retry_after_max: Seconds = 30.0
 
 
-class BreakerConfig(Base):
+class BreakerConfig(Base, frozen=True):
     """A target's circuit opens after this many consecutive failures, for a cool-down."""
 
     failure_threshold: Positive = 5
     cooldown_seconds: Seconds = 30.0
 
 
-class RoutingConfig(Base):
+class RoutingConfig(Base, frozen=True):
     retry: RetryConfig = RetryConfig()
     breaker: BreakerConfig = BreakerConfig()
 
 
-class ServerConfig(Base):
+class ServerConfig(Base, frozen=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8080
     max_body_bytes: Positive = 1_048_576
@@ -99,7 +99,7 @@ class ServerConfig(Base):
     """None: anonymous requests are allowed only when bound to loopback and no key exists."""
 
 
-class EmbedderConfig(Base):
+class EmbedderConfig(Base, frozen=True):
     """The local sentence embedding model; never downloaded."""
 
     backend: Literal["onnx", "torch"] = "onnx"
@@ -113,7 +113,7 @@ class EmbedderConfig(Base):
     threads: Annotated[int, Meta(ge=0)] = 0
 
 
-class VerifierConfig(Base):
+class VerifierConfig(Base, frozen=True):
     """The hit verifier: checks that a semantic match really answers the new prompt."""
 
     enabled: bool = True
@@ -123,7 +123,7 @@ class VerifierConfig(Base):
     """Probability the learned score must reach; None: the cutoff shipped with the model."""
 
 
-class CacheConfig(Base):
+class CacheConfig(Base, frozen=True):
     enabled: bool = True
     semantic: bool = True
     threshold: Unit = 0.9
@@ -139,7 +139,7 @@ class CacheConfig(Base):
     verifier: VerifierConfig = VerifierConfig()
 
 
-class Price(Base):
+class Price(Base, frozen=True):
     """USD per million tokens."""
 
     input: Seconds
@@ -148,14 +148,14 @@ class Price(Base):
     """USD per million prompt tokens served from the provider's own prompt cache, if it has one."""
 
 
-class TenantBudget(Base):
+class TenantBudget(Base, frozen=True):
     """A spend ceiling shared by every key of one tenant."""
 
     usd: Annotated[float, Meta(ge=0)]
     period: Literal["day", "month"] = "month"
 
 
-class LimitsConfig(Base):
+class LimitsConfig(Base, frozen=True):
     hits_count_tokens: bool = False
     """Cache hits use up the key's tokens-per-minute allowance (they always count as requests)."""
     serve_hits_over_budget: bool = True
@@ -165,7 +165,7 @@ class LimitsConfig(Base):
     """How often recorded spend is written to the state database (and re-read from it)."""
 
 
-class PIIConfig(Base):
+class PIIConfig(Base, frozen=True):
     enabled: bool = False
     redact_upstream: bool = False
     never_cache: bool = False
@@ -173,7 +173,7 @@ class PIIConfig(Base):
     """Which kinds to detect; empty: all of them."""
 
 
-class ObservabilityConfig(Base):
+class ObservabilityConfig(Base, frozen=True):
     """The in-memory statistics behind ``/stats`` and the dashboard, and the access log."""
 
     access_log: bool = True
@@ -185,7 +185,7 @@ class ObservabilityConfig(Base):
     """Distinct ``key=value`` tags tracked in ``/stats``; later ones count under ``_other``."""
 
 
-class Config(Base):
+class Config(Base, frozen=True):
     server: ServerConfig = ServerConfig()
     providers: dict[str, ProviderConfig] = {}
     models: dict[str, ModelAlias] = {}

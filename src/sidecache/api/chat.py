@@ -13,7 +13,8 @@ from starlette.responses import Response, StreamingResponse
 
 from sidecache.api.schemas import validate_chat
 from sidecache.errors import BadRequest, InvalidJSON, PayloadTooLarge
-from sidecache.pipeline import Pipeline, RequestContext
+from sidecache.pipeline import Pipeline
+from sidecache.request import RequestContext
 
 T = TypeVar("T")
 
