@@ -7,6 +7,7 @@ never leak between tests (which is itself the namespace isolation under test).
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -20,14 +21,14 @@ import pytest
 from harness import Gateway, basic_config, write_config
 
 ADMIN = "sk-admin-test"
-ONNX_DIR = Path.home() / ".cache" / "sidecache-test" / "onnx"
+ONNX_DIR = Path(
+    os.environ.get("SIDECACHE_TEST_ONNX_DIR") or Path.home() / ".cache" / "sidecache-test" / "onnx"
+)
 
 CACHE_EXTRA = f"""
 sweep_interval_seconds = 0.2
 [cache.embedder]
 onnx_dir = "{ONNX_DIR}"
-[cache.verifier]
-enabled = false
 """
 
 PARA_A = "How do I reverse a list in Python?"

@@ -28,7 +28,7 @@ from sidecache.routing.singleflight import Flight, FlightGroup
 
 if TYPE_CHECKING:
     from sidecache.cache.policy import Decision
-    from sidecache.cache.semantic import Hit, SemanticCache
+    from sidecache.cache.semantic import Hit, SemanticCache, Verify
     from sidecache.governance.gate import Gate
     from sidecache.governance.pii import Redactor
 
@@ -55,7 +55,7 @@ class Pipeline:
         router: Router,
         *,
         cache: SemanticCache | None = None,
-        verify: Callable[[str, str, float], bool] | None = None,
+        verify: Verify | None = None,
         gate: Gate,
         redactor: Redactor | None = None,
     ) -> None:
@@ -97,7 +97,7 @@ class Pipeline:
             return route.spec.threshold
         return self.cfg.cache.threshold
 
-    def _verifier(self, route: Route) -> Callable[[str, str, float], bool] | None:
+    def _verifier(self, route: Route) -> Verify | None:
         if route.spec is not None and route.spec.verifier is not None and not route.spec.verifier:
             return None
         return self.verify

@@ -103,7 +103,8 @@ def test_exact_semantic_and_miss(tmp_path: Path, embedder: Embedder) -> None:
 def test_threshold_and_verifier(tmp_path: Path, embedder: Embedder) -> None:
     seen: list[tuple[str, str, float]] = []
 
-    def refuse(new: str, stored: str, sim: float) -> bool:
+    def refuse(new: str, stored: str, sim: float, new_vec: Any, stored_vec: Any) -> bool:
+        assert new_vec.shape == stored_vec.shape == (384,)
         seen.append((new, stored, sim))
         return False
 

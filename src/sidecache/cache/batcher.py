@@ -154,9 +154,11 @@ class MicroBatcher:
                     return None
                 self._cond.wait()
             if self.max_wait > 0 and self._last_batch > 1 and not self._closed:
-                # Under load: give callers that are being resumed a moment to queue up.
+                # Under load: give the callers being resumed a moment to queue up again, until
+                # as many texts wait as the last batch held (or the wait is over).
+                target = min(self.max_batch, self._last_batch)
                 deadline = time.monotonic() + self.max_wait
-                while self._queued_texts < self.max_batch and not self._closed:
+                while self._queued_texts < target and not self._closed:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break

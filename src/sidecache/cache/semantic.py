@@ -45,8 +45,10 @@ __all__ = ["Hit", "SemanticCache", "Verify"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Verify = Callable[[str, str, float], bool]
-"""``verify(new_text, stored_text, similarity) -> accept``; must be quick (runs on the loop)."""
+Verify = Callable[[str, str, float, "npt.NDArray[np.float32]", "npt.NDArray[np.float32]"], bool]
+"""``verify(new_text, stored_text, similarity, new_vec, stored_vec) -> accept``.
+
+Must be quick: it runs on the event loop, after the FAISS match passed the threshold."""
 
 _PENDING_VECTORS = 4096
 _SEARCH_K = 4
@@ -309,7 +311,9 @@ class SemanticCache:
             if entry is None or entry.expired(now):
                 continue
             similarity = min(score, 1.0)
-            if verify is not None and not verify(decision.key_text, entry.key_text, similarity):
+            if verify is not None and not verify(
+                decision.key_text, entry.key_text, similarity, vec, entry.vector_array()
+            ):
                 self._counts["verifier_rejections"] += 1
                 continue
             self.store_backend.touch(entry.id, now)
