@@ -123,6 +123,19 @@ class VerifierConfig(Base, frozen=True):
     """Probability the learned score must reach; None: the cutoff shipped with the model."""
 
 
+class RedisConfig(Base, frozen=True):
+    """The shared backend: entries live in Redis and every replica mirrors the vectors."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    """``redis://``, ``rediss://`` (TLS) or ``unix://``; use ``${ENV}`` for a password."""
+    key_prefix: str = "sidecache:"
+    """Every key starts with it, so two deployments can share one server."""
+    stream_maxlen: Positive = 100_000
+    """Approximate length the change stream is trimmed to (a replica further behind resyncs)."""
+    timeout_seconds: Annotated[float, Meta(gt=0)] = 2.0
+    """Connect and command timeout: a Redis that stops answering turns lookups into misses."""
+
+
 class CacheConfig(Base, frozen=True):
     enabled: bool = True
     semantic: bool = True
@@ -137,6 +150,9 @@ class CacheConfig(Base, frozen=True):
     replay_chunk_chars: Positive = 24
     embedder: EmbedderConfig = EmbedderConfig()
     verifier: VerifierConfig = VerifierConfig()
+    store: Literal["sqlite", "redis"] = "sqlite"
+    """Where entries live: SQLite under ``data_dir`` (one machine) or Redis (many replicas)."""
+    redis: RedisConfig = RedisConfig()
 
 
 class Price(Base, frozen=True):
@@ -211,7 +227,8 @@ def _interpolate(value: Any, path: str, env: dict[str, str]) -> Any:
                 return env[name]
             if default is not None:
                 return default
-            raise ConfigError(f"config field {path} refers to ${{{name}}}, which is not set")
+            where = path.removeprefix("$.")
+            raise ConfigError(f"config field {where} refers to ${{{name}}}, which is not set")
 
         return _ENV_REF.sub(repl, value)
     if isinstance(value, dict):
@@ -246,8 +263,29 @@ def from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> Config
     try:
         cfg = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
+        raise ConfigError(f"invalid configuration: {_locate(data, exc)}") from exc
     return _validate(cfg)
+
+
+_NAMED_SECTIONS: dict[str, type[Base]] = {
+    "providers": ProviderConfig,
+    "models": ModelAlias,
+    "pricing": Price,
+}
+
+
+def _locate(data: dict[str, Any], exc: msgspec.ValidationError) -> str:
+    """The error with its full path: msgspec writes ``models[...]`` where the alias belongs."""
+    for section, struct in _NAMED_SECTIONS.items():
+        entries = data.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for name, value in entries.items():
+            try:
+                msgspec.convert(value, struct)
+            except msgspec.ValidationError as inner:
+                return str(inner).replace("`$", f"`{section}.{name}")
+    return str(exc).replace("`$.", "`")
 
 
 def load(path: str | Path, env: dict[str, str] | None = None) -> Config:

@@ -1,0 +1,78 @@
+"""Configuration: TOML decoding, ${ENV} interpolation, and start-up errors that name the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sidecache import config
+from sidecache.errors import ConfigError
+
+GOOD = """
+[server]
+admin_key = "${ADMIN:-none}"
+
+[providers.local]
+base_url = "${BASE}/v1"
+api_key = "${KEY}"
+
+[models.m]
+strategy = "weighted"
+targets = [{target = "local/llama3", weight = 2}]
+"""
+
+
+def test_interpolation_and_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(GOOD)
+    cfg = config.load(path, env={"BASE": "http://127.0.0.1:11434", "KEY": "sk-x"})
+    assert cfg.providers["local"].base_url == "http://127.0.0.1:11434/v1"
+    assert cfg.providers["local"].api_key == "sk-x"
+    assert cfg.server.admin_key == "none"
+    assert cfg.models["m"].targets[0].weight == 2
+    assert cfg.cache.embedder.backend == "onnx"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (GOOD.replace("weight = 2", "weight = -1"), "models.m.targets[0].weight"),
+        (GOOD + "\n[cache]\nthreshhold = 0.9\n", "threshhold"),
+        (GOOD.replace('"local/llama3"', '"nowhere/llama3"'), "models.m.targets"),
+        (GOOD.replace('"local/llama3"', '"llama3"'), "provider/model"),
+        (GOOD.replace('api_key = "${KEY}"', 'api_key = "${MISSING_VAR}"'), "MISSING_VAR"),
+        ("[server\n", "not valid TOML"),
+        (GOOD.replace('strategy = "weighted"', 'strategy = "random"'), "strategy"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, env={"BASE": "http://x", "KEY": "k"})
+    assert needle in info.value.message
+
+
+def test_from_env_providers() -> None:
+    cfg = config.from_env(
+        {"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1", "ANTHROPIC_API_KEY": "sk-ant"}
+    )
+    assert set(cfg.providers) == {"openai", "anthropic"}
+    assert cfg.passthrough_models
+    assert config.from_env({}).providers == {}
+
+
+def test_serve_exits_with_a_clear_message_on_bad_config(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[server]\nport = 'eighty'\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "sidecache", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "server.port" in r.stderr and str(path) in r.stderr
