@@ -130,7 +130,7 @@ class RedisConfig(Base, frozen=True):
     """``redis://``, ``rediss://`` (TLS) or ``unix://``; use ``${ENV}`` for a password."""
     key_prefix: str = "sidecache:"
     """Every key starts with it, so two deployments can share one server."""
-    stream_maxlen: Positive = 100_000
+    stream_maxlen: Annotated[int, Meta(ge=1000)] = 100_000
     """Approximate length the change stream is trimmed to (a replica further behind resyncs)."""
     timeout_seconds: Annotated[float, Meta(gt=0)] = 2.0
     """Connect and command timeout: a Redis that stops answering turns lookups into misses."""

@@ -10,6 +10,7 @@ bytes, plus the gateway's headers) that ``api/chat.py`` turns into a response.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from sidecache.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from sidecache.request import Outcome, RequestContext
 from sidecache.routing.router import Route, Router, TargetState
 from sidecache.routing.singleflight import Flight, FlightGroup
+
+log = logging.getLogger("sidecache")
 
 if TYPE_CHECKING:
     from sidecache.cache.policy import Decision
@@ -154,7 +157,13 @@ class Pipeline:
             )
         )
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._stored)
+
+    def _stored(self, task: asyncio.Task[Any]) -> None:
+        """A failed store is logged and dropped: the client already has its answer."""
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("cache store failed, answer not cached: %r", task.exception())
 
     # -- upstream ---------------------------------------------------------------------------
 

@@ -33,7 +33,14 @@ from sidecache.cache.batcher import MicroBatcher
 from sidecache.cache.embedder import Embedder, load_embedder
 from sidecache.cache.index import IndexSet
 from sidecache.cache.policy import Decision
-from sidecache.cache.store import CacheStore, Entry, Store
+from sidecache.cache.store import (
+    ChangeEvent,
+    ChangeLogGap,
+    Entry,
+    Store,
+    Subscribable,
+    open_store,
+)
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -52,6 +59,9 @@ Must be quick: it runs on the event loop, after the FAISS match passed the thres
 
 _PENDING_VECTORS = 4096
 _SEARCH_K = 4
+_ERROR_LOG_INTERVAL = 10.0
+_FOLLOW_BLOCK_MS = 500
+_FOLLOW_RETRY_SECONDS = 1.0
 
 
 class Hit(msgspec.Struct, frozen=True):
@@ -94,6 +104,8 @@ class SemanticCache:
         self._building: dict[str, asyncio.Future[bool]] = {}
         self._closing = False
         self._sweeper: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None  # replica sync, shared stores only
+        self._events_exec = ThreadPoolExecutor(1, thread_name_prefix="sidecache-events")
         self._pending: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self._counts: dict[str, int] = dict.fromkeys(
             (
@@ -112,8 +124,10 @@ class SemanticCache:
             ),
             0,
         )
+        self._counts.update(replica_events=0, replica_resyncs=0)
         self._entries = 0
         self._bytes = 0
+        self._last_error_log = float("-inf")
         self.started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -139,9 +153,9 @@ class SemanticCache:
         if self.started:
             return
         if self._store is None:
-            path = self.data_dir / "cache.db"
-            self._store = await self._in_store(CacheStore, path)
+            self._store = await self._in_store(open_store, self.cfg, self.data_dir)
         try:
+            position = await self._sync_position()  # before the indexes load: no gap
             await self._start_semantic()
             await self._refresh_size()
         except BaseException:
@@ -149,6 +163,7 @@ class SemanticCache:
             raise
         if self.cfg.sweep_interval_seconds > 0:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="sidecache-sweeper")
+        self._start_follower(position)
         self.started = True
 
     async def _start_semantic(self) -> None:
@@ -236,6 +251,7 @@ class SemanticCache:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        await self._stop_follower()
         await self.wait_rebuilds()
         if self._batcher is not None:
             await self._batcher.aclose()
@@ -246,6 +262,7 @@ class SemanticCache:
         self._store_exec.shutdown(wait=True)
         self._index_exec.shutdown(wait=True)
         self._build_exec.shutdown(wait=True)
+        self._events_exec.shutdown(wait=True)
         self.started = False
 
     # -- lookup ------------------------------------------------------------------------------
@@ -269,9 +286,14 @@ class SemanticCache:
         self._counts["lookups"] += 1
         try:
             hit = await self._lookup(decision, threshold, verify)
-        except Exception:
-            log.exception("cache lookup failed; treated as a miss")
+        except Exception as exc:
             self._counts["errors"] += 1
+            now = time.monotonic()
+            if now - self._last_error_log > _ERROR_LOG_INTERVAL:  # one traceback per interval
+                self._last_error_log = now
+                log.exception("cache lookup failed; treated as a miss")
+            else:
+                log.debug("cache lookup failed; treated as a miss: %r", exc)
             hit = None
         if hit is None:
             self._counts["misses"] += 1
@@ -467,3 +489,108 @@ class SemanticCache:
         if self._embedder is not None:
             out["embedder_name"] = self._embedder.name
         return out
+
+    # -- replica sync (shared stores) ----------------------------------------------------------
+    #
+    # With a store that several gateway replicas share (``Subscribable``), every replica keeps
+    # its own FAISS mirror. A follower task reads the store's change log on its own thread and
+    # applies the other replicas' adds and deletes to the local indexes; this replica's own
+    # changes are already there. If the log cannot be read (Redis away) or lost events, the
+    # indexes are reloaded from the store once it answers again.
+
+    def _subscribable(self) -> Subscribable | None:
+        store = self._store
+        return store if self.cfg.semantic and isinstance(store, Subscribable) else None
+
+    async def _in_events(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._events_exec, fn, *args)
+
+    async def _sync_position(self) -> str | None:
+        """The change-log position to follow from, taken *before* the indexes are loaded."""
+        store = self._subscribable()
+        return None if store is None else await self._in_events(store.stream_position)
+
+    def _start_follower(self, position: str | None) -> None:
+        store = self._subscribable()
+        if store is None or position is None or self._index is None:
+            return
+        self._follower = asyncio.create_task(
+            self._follow(store, position), name="sidecache-replica-sync"
+        )
+
+    async def _stop_follower(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            self._follower = None
+
+    async def _follow(self, store: Subscribable, position: str) -> None:
+        """Apply other replicas' changes as they happen (runs until cancelled)."""
+        replay_to: str | None = None
+        resync = False
+        while True:
+            try:
+                if resync:
+                    position, replay_to = await self._resync()
+                    resync = False
+                position, events = await self._in_events(
+                    store.events_since, position, _FOLLOW_BLOCK_MS
+                )
+            except ChangeLogGap as exc:
+                log.warning("replica sync: %s; reloading the indexes", exc)
+                resync = True
+                continue
+            except Exception as exc:
+                if not resync:
+                    log.warning("replica sync paused (%s); retrying", exc)
+                resync = True
+                await asyncio.sleep(_FOLLOW_RETRY_SECONDS)
+                continue
+            if events:
+                applied, replay_to = await self._in_index(
+                    self._apply_events, events, store.replica_id, replay_to
+                )
+                self._counts["replica_events"] += applied
+                self._schedule_rebuilds()
+
+    async def _resync(self) -> tuple[str, str | None]:
+        """Reload the indexes from the store and swap them in; returns the position to follow
+        from and, if this replica wrote meanwhile, the position up to which its own events must
+        be applied too (its writes during the load may have missed the new indexes)."""
+        store = self._subscribable()
+        if store is None or self._index is None:
+            raise RuntimeError("no shared store to resync from")
+        position = await self._in_events(store.stream_position)
+        fresh = IndexSet(self._index.dim, self.cfg.hnsw_min_size, auto_rebuild=False)
+        loaded = await self._in_events(self._load_indexes, fresh, self.store_backend)
+        self._index = fresh
+        after = await self._in_events(store.stream_position)
+        self._counts["replica_resyncs"] += 1
+        log.info("replica sync: indexes reloaded from the store (%d vectors)", loaded)
+        self._schedule_rebuilds()
+        return position, (after if after != position else None)
+
+    def _apply_events(
+        self, events: list[ChangeEvent], own: str, replay_to: str | None
+    ) -> tuple[int, str | None]:
+        """Apply events to the indexes (blocking; index thread). Own events are skipped, except
+        up to ``replay_to`` after a reload. Returns how many were applied and the ``replay_to``
+        still pending. Applying an event twice is harmless: adds skip known ids."""
+        index = self._index
+        if index is None:
+            return 0, None
+        width = index.dim * 4
+        applied = 0
+        for ev in events:
+            if ev.origin != own or replay_to is not None:
+                if ev.op == "delete":
+                    index.remove(ev.ids)
+                    applied += 1
+                elif len(ev.vector) == width:
+                    vec = np.frombuffer(ev.vector, dtype=np.float32).reshape(1, width // 4)
+                    index.add(ev.scope, ev.ids, vec)
+                    applied += 1
+            if ev.position == replay_to:
+                replay_to = None
+        return applied, replay_to

@@ -9,8 +9,11 @@ before it returns.
 Hits must not wait on the disk: ``touch`` only records the hit in memory, and the buffered hit
 counts and LRU times are written by the next write or by the cache's background sweeper.
 
-A shared (Redis) backend is meant to be another class meeting ``Store``; the semantic cache only
-ever talks to the protocol. All methods block; the cache calls them from one worker thread.
+The shared (Redis) backend, ``redis_store.RedisStore``, is another class meeting ``Store``; the
+semantic cache only ever talks to the protocol, and ``open_store`` picks the backend named in the
+config from ``STORE_BACKENDS``. A store shared by several gateway replicas also meets
+``Subscribable``: it reports every put and delete as a ``ChangeEvent``, so each replica keeps its
+FAISS mirror in step. All methods block; the cache calls them from worker threads.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 import numpy as np
@@ -28,7 +31,18 @@ import numpy as np
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["CacheStore", "Entry", "Store"]
+    from sidecache.config import CacheConfig
+
+__all__ = [
+    "STORE_BACKENDS",
+    "CacheStore",
+    "ChangeEvent",
+    "ChangeLogGap",
+    "Entry",
+    "Store",
+    "Subscribable",
+    "open_store",
+]
 
 
 class Entry(msgspec.Struct, kw_only=True):
@@ -108,6 +122,48 @@ class Store(Protocol):
     def size_bytes(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A put or a delete, as a shared store announces it to every replica."""
+
+    position: str
+    """Where the event sits in the store's change log (ordered; ``stream_position`` format)."""
+    op: Literal["add", "delete"]
+    ids: tuple[int, ...]
+    """``add``: the one stored id; ``delete``: every id removed by one call."""
+    scope: str = ""
+    vector: bytes = b""
+    """``add``: the float32 unit vector of the key (events are only sent for indexed entries)."""
+    origin: str = ""
+    """``replica_id`` of the store that wrote it, so a replica can skip its own changes."""
+
+
+class ChangeLogGap(RuntimeError):
+    """Events after a follower's position were dropped (trimmed) before it read them: the
+    replica must reload its indexes from the store."""
+
+
+@runtime_checkable
+class Subscribable(Protocol):
+    """A store shared by several replicas, whose changes each replica can follow.
+
+    A replica takes ``stream_position()`` *before* it loads its indexes from the store and then
+    applies every event after it: events that the load already saw are harmless to apply again
+    (adds skip known ids, deletes ignore unknown ones), and none can fall in a gap.
+    """
+
+    replica_id: str
+
+    def stream_position(self) -> str:
+        """The position of the newest event (a position before any event if there is none)."""
+        ...
+
+    def events_since(self, position: str, block_ms: int) -> tuple[str, list[ChangeEvent]]:
+        """Events after ``position``, waiting up to ``block_ms`` for one; returns the new
+        position and the events, oldest first. May be called from its own thread. Raises
+        ``ChangeLogGap`` when events after ``position`` were lost."""
+        ...
 
 
 _FIELDS = tuple(Entry.__struct_fields__)
@@ -358,3 +414,28 @@ class CacheStore:
             self._db.execute("PRAGMA optimize")
             self._db.close()
             self._closed = True
+
+
+# -- backends ------------------------------------------------------------------------------------
+
+
+def _open_sqlite(cfg: CacheConfig, data_dir: Path) -> Store:
+    return CacheStore(data_dir / "cache.db")
+
+
+def _open_redis(cfg: CacheConfig, data_dir: Path) -> Store:
+    from sidecache.cache.redis_store import RedisStore  # the redis client only when asked for
+
+    return RedisStore.from_config(cfg.redis)
+
+
+STORE_BACKENDS: dict[str, Callable[[CacheConfig, Path], Store]] = {
+    "sqlite": _open_sqlite,
+    "redis": _open_redis,
+}
+"""``cache.store`` name -> opener; a new backend is one more entry."""
+
+
+def open_store(cfg: CacheConfig, data_dir: str | Path) -> Store:
+    """Open the store named by ``cfg.store`` (blocking: it may create files or connect)."""
+    return STORE_BACKENDS[cfg.store](cfg, Path(data_dir))

@@ -1,0 +1,519 @@
+"""The shared store: cache entries in Redis, so many gateway replicas serve one cache.
+
+Why Redis: replicas behind a load balancer must see each other's answers, and a restart of one of
+them must lose nothing. Each replica keeps its own FAISS mirror of the vectors (searching in
+process takes microseconds; a network round trip per search would not), and learns of every other
+replica's puts and deletes from a Redis stream (``Subscribable``), so the mirrors stay in step.
+
+Keys, all under ``key_prefix`` (``P``) so deployments can share a server::
+
+    P next_id       INCR counter: entry ids (never reused)
+    P e:<id>        hash: d (msgpack Entry without vector and hit fields), v (vector), hits,
+                    last_hit, scope, tenant, model, namespace, key_hash, size
+    P kh            hash: key_hash -> id (the exact layer)
+    P ids           sorted set: id scored by id (ordered paging: rebuilds, recent, flush)
+    P lru           sorted set: id scored by last_hit (eviction)
+    P exp           sorted set: id scored by expires_at (only entries that expire)
+    P bytes         payload bytes of all entries
+    P events        stream: {op: add|delete, ids, scope, v, origin}, trimmed to ~stream_maxlen
+
+Every change that spans keys (put, delete, recording hits) is one Lua script, so it is atomic and
+one round trip; the put and delete scripts also append the stream event, so no replica can see a
+change without its event or the other way round. Entry keys are built inside the scripts, which
+suits one Redis server (with replicas or Sentinel), not Redis Cluster. Needs Redis 6.2 or later.
+
+Like ``CacheStore``, hits are buffered in memory (``touch``) and written in batches by the next
+write or the cache's sweeper. Every method blocks; the cache calls them from its store thread,
+and ``events_since`` from a thread of its own (the client's connection pool is thread-safe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from sidecache.cache.store import ChangeEvent, ChangeLogGap, Entry
+from sidecache.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from sidecache.config import RedisConfig
+
+__all__ = ["RedisStore", "redact_url"]
+
+log = logging.getLogger(__name__)
+
+_ENCODE = msgspec.msgpack.Encoder()
+_DECODE = msgspec.msgpack.Decoder(Entry)
+_ENTRY_FIELDS = ("d", "v", "hits", "last_hit")
+_PAGE = 1000
+_DELETE_CHUNK = 500
+_TOUCH_CHUNK = 1000
+_EVENT_BATCH = 1000
+_MIN_VERSION = (6, 2)
+
+# KEYS: kh ids lru exp next_id bytes events
+# ARGV: key_hash body vector scope tenant model namespace hits last_hit expires_at|'' size
+#       maxlen origin prefix
+_PUT = """
+local id = redis.call('HGET', KEYS[1], ARGV[1])
+local new = false
+if id then
+  local old = redis.call('HGET', ARGV[14] .. 'e:' .. id, 'size')
+  if old then redis.call('DECRBY', KEYS[6], old) end
+else
+  id = tostring(redis.call('INCR', KEYS[5]))
+  redis.call('HSET', KEYS[1], ARGV[1], id)
+  new = true
+end
+local k = ARGV[14] .. 'e:' .. id
+if new or redis.call('HEXISTS', k, 'hits') == 0 then
+  redis.call('HSET', k, 'hits', ARGV[8], 'last_hit', ARGV[9])
+  redis.call('ZADD', KEYS[3], ARGV[9], id)
+end
+redis.call('HSET', k, 'd', ARGV[2], 'v', ARGV[3], 'scope', ARGV[4], 'tenant', ARGV[5],
+           'model', ARGV[6], 'namespace', ARGV[7], 'key_hash', ARGV[1], 'size', ARGV[11])
+redis.call('ZADD', KEYS[2], id, id)
+if ARGV[10] == '' then
+  redis.call('ZREM', KEYS[4], id)
+else
+  redis.call('ZADD', KEYS[4], ARGV[10], id)
+end
+redis.call('INCRBY', KEYS[6], ARGV[11])
+if ARGV[3] ~= '' then
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[12], '*', 'op', 'add', 'ids', id,
+             'scope', ARGV[4], 'v', ARGV[3], 'origin', ARGV[13])
+end
+return id
+"""
+
+# KEYS: kh ids lru exp bytes events;  ARGV: prefix maxlen origin id...
+_DELETE = """
+local gone = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local k = ARGV[1] .. 'e:' .. id
+  local f = redis.call('HMGET', k, 'key_hash', 'size')
+  if redis.call('DEL', k) == 1 then
+    if f[1] and redis.call('HGET', KEYS[1], f[1]) == id then
+      redis.call('HDEL', KEYS[1], f[1])
+    end
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('ZREM', KEYS[4], id)
+    if f[2] then redis.call('DECRBY', KEYS[5], f[2]) end
+    gone[#gone + 1] = id
+  end
+end
+if #gone > 0 then
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'op', 'delete',
+             'ids', table.concat(gone, ','), 'origin', ARGV[3])
+end
+return #gone
+"""
+
+# KEYS: lru;  ARGV: prefix (id hits last_hit)...   Hits on deleted entries are dropped.
+_TOUCH = """
+for i = 2, #ARGV, 3 do
+  local id = ARGV[i]
+  local k = ARGV[1] .. 'e:' .. id
+  if redis.call('EXISTS', k) == 1 then
+    redis.call('HINCRBY', k, 'hits', ARGV[i + 1])
+    local cur = tonumber(redis.call('HGET', k, 'last_hit') or '0')
+    if tonumber(ARGV[i + 2]) > cur then
+      redis.call('HSET', k, 'last_hit', ARGV[i + 2])
+      redis.call('ZADD', KEYS[1], 'XX', 'GT', ARGV[i + 2], id)
+    end
+  end
+end
+return 0
+"""
+
+# KEYS: kh;  ARGV: key_hash prefix.  The exact layer in one round trip.
+_BY_KEY_HASH = """
+local id = redis.call('HGET', KEYS[1], ARGV[1])
+if not id then return false end
+local f = redis.call('HMGET', ARGV[2] .. 'e:' .. id, 'd', 'v', 'hits', 'last_hit')
+if not f[1] then return false end
+return {id, f[1], f[2], f[3], f[4]}
+"""
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _num(value: float) -> str:
+    """A float as Redis and Lua read it back exactly (shortest round-trip repr)."""
+    return repr(float(value))
+
+
+def _position(value: str | bytes) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _entry(entry_id: int, fields: Sequence[bytes | None]) -> Entry | None:
+    body, vector, hits, last_hit = fields
+    if body is None:
+        return None
+    entry = _DECODE.decode(body)
+    entry.id = entry_id
+    entry.vector = vector or b""
+    entry.hits = int(hits or 0)
+    entry.last_hit = float(last_hit or 0.0)
+    return entry
+
+
+class RedisStore:
+    """``Store`` (and ``Subscribable``) over one Redis server; see the module docstring."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        key_prefix: str = "sidecache:",
+        stream_maxlen: int = 100_000,
+        replica_id: str | None = None,
+        url: str = "",
+    ) -> None:
+        """``client`` must return bytes (no ``decode_responses``) and speak RESP2."""
+        # Typed loosely: redis-py's reply types are unions of every RESP shape.
+        self._r: Any = client
+        self.prefix = key_prefix
+        self.stream_maxlen = stream_maxlen
+        self.replica_id = replica_id or uuid.uuid4().hex
+        self.url = redact_url(url)
+        p = key_prefix
+        self._k_next, self._k_kh, self._k_ids = f"{p}next_id", f"{p}kh", f"{p}ids"
+        self._k_lru, self._k_exp, self._k_bytes = f"{p}lru", f"{p}exp", f"{p}bytes"
+        self._k_events = f"{p}events"
+        self._put = client.register_script(_PUT)
+        self._delete = client.register_script(_DELETE)
+        self._touch = client.register_script(_TOUCH)
+        self._by_key_hash = client.register_script(_BY_KEY_HASH)
+        self._touches: dict[int, tuple[int, float]] = {}
+        self._touch_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._closed = False
+        self._max_block_ms = 1000
+
+    @classmethod
+    def from_config(cls, cfg: RedisConfig) -> RedisStore:
+        """Connect and check the server; an unreachable or too old Redis is a start-up error
+        (``ServiceUnavailable`` naming the URL, password hidden)."""
+        shown = redact_url(cfg.url)
+        try:
+            client = redis.Redis.from_url(
+                cfg.url,
+                protocol=2,
+                socket_timeout=cfg.timeout_seconds,
+                socket_connect_timeout=cfg.timeout_seconds,
+                # One quick retry heals a pooled connection that a Redis restart closed; more
+                # (with backoff) would hold the store thread while Redis is down.
+                retry=Retry(NoBackoff(), 1),
+            )
+        except ValueError as exc:
+            raise ServiceUnavailable(f"invalid Redis URL {shown}: {exc}") from exc
+        try:
+            version = str(client.info("server").get("redis_version", "0"))
+        except redis.RedisError as exc:
+            client.close()
+            raise ServiceUnavailable(f"cannot reach Redis at {shown}: {exc}") from exc
+        major, minor, *_ = (int(x) for x in [*version.split("."), "0", "0"][:2])
+        if (major, minor) < _MIN_VERSION:
+            client.close()
+            raise ServiceUnavailable(f"Redis at {shown} is version {version}; 6.2+ is needed")
+        store = cls(client, key_prefix=cfg.key_prefix, stream_maxlen=cfg.stream_maxlen, url=cfg.url)
+        # XREAD must return before the socket timeout fires.
+        store._max_block_ms = max(1, int(cfg.timeout_seconds * 1000 / 2))
+        return store
+
+    def _ekey(self, entry_id: int | str) -> str:
+        return f"{self.prefix}e:{entry_id}"
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def put(self, entry: Entry) -> int:
+        """Store and announce; an entry with the same ``key_hash`` is replaced in place and
+        keeps its id, hit count and LRU time (as in ``CacheStore``)."""
+        self._write_touches()
+        body = _ENCODE.encode(
+            msgspec.structs.replace(entry, id=0, vector=b"", hits=0, last_hit=0.0)
+        )
+        expires = "" if entry.expires_at is None else _num(entry.expires_at)
+        args: list[Any] = [
+            entry.key_hash,
+            body,
+            entry.vector,
+            entry.scope,
+            entry.tenant,
+            entry.model,
+            entry.namespace,
+            int(entry.hits),
+            _num(entry.last_hit or entry.created),
+            expires,
+            len(body) + len(entry.vector),
+            self.stream_maxlen,
+            self.replica_id,
+            self.prefix,
+        ]
+        keys = [
+            self._k_kh,
+            self._k_ids,
+            self._k_lru,
+            self._k_exp,
+            self._k_next,
+            self._k_bytes,
+            self._k_events,
+        ]
+        return int(self._put(keys=keys, args=args))
+
+    def touch(self, entry_id: int, now: float) -> None:
+        with self._touch_lock:
+            hits, _ = self._touches.get(entry_id, (0, 0.0))
+            self._touches[entry_id] = (hits + 1, now)
+
+    def flush_touches(self) -> None:
+        self._write_touches()
+
+    def _write_touches(self) -> None:
+        """Write buffered hits; if Redis refuses, they are put back (and counted again later)."""
+        with self._write_lock:
+            with self._touch_lock:
+                pending, self._touches = self._touches, {}
+            if not pending:
+                return
+            items = list(pending.items())
+            done = 0
+            try:
+                for start in range(0, len(items), _TOUCH_CHUNK):
+                    chunk = items[start : start + _TOUCH_CHUNK]
+                    args: list[Any] = [self.prefix]
+                    for entry_id, (n, t) in chunk:
+                        args += [entry_id, n, _num(t)]
+                    self._touch(keys=[self._k_lru], args=args)
+                    done += len(chunk)
+            except BaseException:
+                with self._touch_lock:
+                    for entry_id, (n, t) in items[done:]:
+                        hits, last = self._touches.get(entry_id, (0, 0.0))
+                        self._touches[entry_id] = (hits + n, max(last, t))
+                raise
+
+    def delete(self, ids: Iterable[int]) -> int:
+        id_list = [int(i) for i in ids]
+        if not id_list:
+            return 0
+        with self._touch_lock:
+            for i in id_list:
+                self._touches.pop(i, None)
+        keys = [self._k_kh, self._k_ids, self._k_lru, self._k_exp, self._k_bytes, self._k_events]
+        deleted = 0
+        for start in range(0, len(id_list), _DELETE_CHUNK):
+            chunk = id_list[start : start + _DELETE_CHUNK]
+            args: list[Any] = [self.prefix, self.stream_maxlen, self.replica_id, *chunk]
+            deleted += int(self._delete(keys=keys, args=args))
+        return deleted
+
+    def flush(
+        self, namespace: str | None = None, model: str | None = None, tenant: str | None = None
+    ) -> list[int]:
+        """Delete the entries matching every given filter (none given: all); return their ids."""
+        wanted = {
+            f: v.encode()
+            for f, v in (("namespace", namespace), ("model", model), ("tenant", tenant))
+            if v is not None
+        }
+        want = list(wanted.values())
+        ids: list[int] = []
+        for page in self._id_pages():
+            if not wanted:
+                ids += page
+                continue
+            for entry_id, values in zip(page, self._fields(page, list(wanted)), strict=True):
+                if list(values) == want:
+                    ids.append(entry_id)
+        self.delete(ids)
+        return ids
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _pending_hits(self, entry: Entry) -> Entry:
+        with self._touch_lock:
+            pending = self._touches.get(entry.id)
+        if pending:
+            entry.hits += pending[0]
+            entry.last_hit = max(entry.last_hit, pending[1])
+        return entry
+
+    def _fields(self, ids: Sequence[int], fields: Sequence[str]) -> list[list[bytes | None]]:
+        """``HMGET`` of the same fields of many entries, in one pipelined round trip."""
+        pipe = self._r.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.hmget(self._ekey(entry_id), list(fields))
+        return list(pipe.execute())
+
+    def get(self, entry_id: int) -> Entry | None:
+        got = _entry(int(entry_id), self._r.hmget(self._ekey(entry_id), list(_ENTRY_FIELDS)))
+        return self._pending_hits(got) if got is not None else None
+
+    def get_many(self, ids: Iterable[int]) -> list[Entry]:
+        """Entries for these ids, in the order asked; missing ids are left out."""
+        id_list = [int(i) for i in ids]
+        if not id_list:
+            return []
+        out = []
+        for entry_id, fields in zip(id_list, self._fields(id_list, _ENTRY_FIELDS), strict=True):
+            got = _entry(entry_id, fields)
+            if got is not None:
+                out.append(self._pending_hits(got))
+        return out
+
+    def get_by_key_hash(self, key_hash: str) -> Entry | None:
+        found = self._by_key_hash(keys=[self._k_kh], args=[key_hash, self.prefix])
+        if not found:
+            return None
+        got = _entry(int(found[0]), found[1:])
+        return self._pending_hits(got) if got is not None else None
+
+    def _id_pages(self, size: int = _PAGE, *, newest_first: bool = False) -> Iterator[list[int]]:
+        """All ids in pages, by id (keyset paging on the ``ids`` set: stable under writes)."""
+        bound = "+inf" if newest_first else "-inf"
+        while True:
+            if newest_first:
+                raw = self._r.zrevrangebyscore(self._k_ids, bound, "-inf", start=0, num=size)
+            else:
+                raw = self._r.zrangebyscore(self._k_ids, bound, "+inf", start=0, num=size)
+            if not raw:
+                return
+            page = [int(x) for x in raw]
+            yield page
+            bound = f"({page[-1]}"
+
+    def iter_all(self) -> Iterator[Entry]:
+        for page in self._id_pages():
+            yield from self.get_many(page)
+
+    def iter_vectors(self) -> Iterator[tuple[int, str, bytes]]:
+        for page in self._id_pages(5000):
+            for entry_id, (scope, vec) in zip(
+                page, self._fields(page, ("scope", "v")), strict=True
+            ):
+                if scope is not None and vec:
+                    yield entry_id, scope.decode(), bytes(vec)
+
+    def expired(self, now: float) -> list[int]:
+        return [int(x) for x in self._r.zrangebyscore(self._k_exp, "-inf", _num(now))]
+
+    def lru_victims(self, max_entries: int) -> list[int]:
+        """Least recently hit entries beyond ``max_entries`` (buffered hits count)."""
+        self._write_touches()
+        excess = int(self._r.zcard(self._k_ids)) - max_entries
+        if excess <= 0:
+            return []
+        return [int(x) for x in self._r.zrange(self._k_lru, 0, excess - 1)]
+
+    def recent(
+        self, limit: int, scope: str | None = None, tenant: str | None = None
+    ) -> list[Entry]:
+        """Newest entries first, optionally of one scope and/or tenant."""
+        if limit <= 0:
+            return []
+        if scope is None and tenant is None:
+            return self.get_many(int(x) for x in self._r.zrevrange(self._k_ids, 0, limit - 1))
+        want_scope = scope.encode() if scope is not None else None
+        want_tenant = tenant.encode() if tenant is not None else None
+        chosen: list[int] = []
+        for page in self._id_pages(max(limit, 200), newest_first=True):
+            for entry_id, (s, t) in zip(page, self._fields(page, ("scope", "tenant")), strict=True):
+                if s is None or want_scope not in (None, s) or want_tenant not in (None, t):
+                    continue
+                chosen.append(entry_id)
+                if len(chosen) == limit:
+                    return self.get_many(chosen)
+        return self.get_many(chosen)
+
+    def count(self) -> int:
+        return int(self._r.zcard(self._k_ids))
+
+    def size_bytes(self) -> int:
+        """Payload bytes of all entries (answers and vectors; Redis's own overhead not counted)."""
+        return int(self._r.get(self._k_bytes) or 0)
+
+    # -- change stream (Subscribable) ------------------------------------------------------------
+
+    def stream_position(self) -> str:
+        newest = self._r.xrevrange(self._k_events, "+", "-", count=1)
+        return newest[0][0].decode() if newest else "0-0"
+
+    def events_since(self, position: str, block_ms: int) -> tuple[str, list[ChangeEvent]]:
+        """Up to 1000 events after ``position``; raises ``ChangeLogGap`` if some were trimmed
+        away unread (only possible when a full batch comes back: trimming keeps at least
+        ``stream_maxlen`` >= 1000 of the newest events)."""
+        block = min(block_ms, self._max_block_ms) if block_ms > 0 else None
+        reply = self._r.xread({self._k_events: position}, count=_EVENT_BATCH, block=block)
+        if not reply:
+            return position, []
+        items = reply[0][1]
+        if len(items) >= _EVENT_BATCH:
+            self._check_gap(position)
+        events = []
+        for raw_id, fields in items:
+            op = fields.get(b"op", b"").decode()
+            ids = tuple(int(x) for x in fields.get(b"ids", b"").split(b",") if x)
+            if op not in ("add", "delete") or not ids:
+                continue
+            events.append(
+                ChangeEvent(
+                    position=raw_id.decode(),
+                    op=op,
+                    ids=ids,
+                    scope=fields.get(b"scope", b"").decode(),
+                    vector=fields.get(b"v", b""),
+                    origin=fields.get(b"origin", b"").decode(),
+                )
+            )
+        return items[-1][0].decode(), events
+
+    def _check_gap(self, position: str) -> None:
+        """Conservative: once the event at ``position`` is gone, later ones may be too.
+        (``max-deleted-entry-id`` would be exact, but Redis 7.0 does not move it on trims.)"""
+        info = self._r.xinfo_stream(self._k_events)
+        first = info.get("first-entry")
+        if not first or _position(first[0]) <= _position(position):
+            return
+        if position != "0-0" or int(info.get("entries-added", 1)) > int(info["length"]):
+            raise ChangeLogGap(f"change stream trimmed past position {position}")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Write buffered hits (if Redis still answers) and close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._write_touches()
+        except redis.RedisError as exc:
+            log.warning("redis store: buffered hits not written at close: %s", exc)
+        with contextlib.suppress(redis.RedisError):
+            self._r.close()
