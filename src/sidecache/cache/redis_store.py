@@ -42,7 +42,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sidecache.cache.store import ChangeEvent, ChangeLogGap, Entry
+from sidecache.cache.store import ChangeEvent, ChangeLogGap, Entry, HitBuffer
 from sidecache.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -210,8 +210,7 @@ class RedisStore:
         self._delete = client.register_script(_DELETE)
         self._touch = client.register_script(_TOUCH)
         self._by_key_hash = client.register_script(_BY_KEY_HASH)
-        self._touches: dict[int, tuple[int, float]] = {}
-        self._touch_lock = threading.Lock()
+        self._hits = HitBuffer()
         self._write_lock = threading.Lock()
         self._closed = False
         self._max_block_ms = 1000
@@ -288,9 +287,7 @@ class RedisStore:
         return int(self._put(keys=keys, args=args))
 
     def touch(self, entry_id: int, now: float) -> None:
-        with self._touch_lock:
-            hits, _ = self._touches.get(entry_id, (0, 0.0))
-            self._touches[entry_id] = (hits + 1, now)
+        self._hits.add(entry_id, now)
 
     def flush_touches(self) -> None:
         self._write_touches()
@@ -298,8 +295,7 @@ class RedisStore:
     def _write_touches(self) -> None:
         """Write buffered hits; if Redis refuses, they are put back (and counted again later)."""
         with self._write_lock:
-            with self._touch_lock:
-                pending, self._touches = self._touches, {}
+            pending = self._hits.take()
             if not pending:
                 return
             items = list(pending.items())
@@ -313,19 +309,15 @@ class RedisStore:
                     self._touch(keys=[self._k_lru], args=args)
                     done += len(chunk)
             except BaseException:
-                with self._touch_lock:
-                    for entry_id, (n, t) in items[done:]:
-                        hits, last = self._touches.get(entry_id, (0, 0.0))
-                        self._touches[entry_id] = (hits + n, max(last, t))
+                for entry_id, (n, t) in items[done:]:
+                    self._hits.add(entry_id, t, n)
                 raise
 
     def delete(self, ids: Iterable[int]) -> int:
         id_list = [int(i) for i in ids]
         if not id_list:
             return 0
-        with self._touch_lock:
-            for i in id_list:
-                self._touches.pop(i, None)
+        self._hits.forget(id_list)
         keys = [self._k_kh, self._k_ids, self._k_lru, self._k_exp, self._k_bytes, self._k_events]
         deleted = 0
         for start in range(0, len(id_list), _DELETE_CHUNK):
@@ -358,12 +350,7 @@ class RedisStore:
     # -- reads -------------------------------------------------------------------------------
 
     def _pending_hits(self, entry: Entry) -> Entry:
-        with self._touch_lock:
-            pending = self._touches.get(entry.id)
-        if pending:
-            entry.hits += pending[0]
-            entry.last_hit = max(entry.last_hit, pending[1])
-        return entry
+        return self._hits.apply(entry)
 
     def _fields(self, ids: Sequence[int], fields: Sequence[str]) -> list[list[bytes | None]]:
         """``HMGET`` of the same fields of many entries, in one pipelined round trip."""

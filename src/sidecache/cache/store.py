@@ -204,6 +204,42 @@ def _row(row: tuple[Any, ...]) -> Entry:
     return Entry(**dict(zip(_FIELDS, row, strict=True)))
 
 
+class HitBuffer:
+    """Hits recorded in memory and written in batches, so serving a hit never waits on a write.
+
+    Thread-safe: the event loop adds, the store's thread takes and writes.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[int, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, entry_id: int, now: float, hits: int = 1) -> None:
+        with self._lock:
+            n, last = self._pending.get(entry_id, (0, 0.0))
+            self._pending[entry_id] = (n + hits, max(last, now))
+
+    def take(self) -> dict[int, tuple[int, float]]:
+        """Everything buffered, as ``{id: (hits, last_hit)}``; the buffer starts empty again."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+    def forget(self, ids: Iterable[int]) -> None:
+        with self._lock:
+            for i in ids:
+                self._pending.pop(i, None)
+
+    def apply(self, entry: Entry) -> Entry:
+        """``entry`` with its not-yet-written hits counted in."""
+        with self._lock:
+            pending = self._pending.get(entry.id)
+        if pending:
+            entry.hits += pending[0]
+            entry.last_hit = max(entry.last_hit, pending[1])
+        return entry
+
+
 class CacheStore:
     """SQLite (WAL) store: one connection shared behind a lock."""
 
@@ -218,8 +254,7 @@ class CacheStore:
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA temp_store = MEMORY")
         self._db.executescript(_SCHEMA)
-        self._touches: dict[int, tuple[int, float]] = {}
-        self._touch_lock = threading.Lock()
+        self._hits = HitBuffer()
         self._closed = False
         (self._count,) = self._db.execute("SELECT count(*) FROM entries").fetchone()
 
@@ -245,9 +280,7 @@ class CacheStore:
         return int(row[0])
 
     def touch(self, entry_id: int, now: float) -> None:
-        with self._touch_lock:
-            hits, _ = self._touches.get(entry_id, (0, 0.0))
-            self._touches[entry_id] = (hits + 1, now)
+        self._hits.add(entry_id, now)
 
     def flush_touches(self) -> None:
         with self._lock:
@@ -255,8 +288,7 @@ class CacheStore:
 
     def _write_touches(self) -> None:
         """Write buffered hits (caller holds ``_lock``)."""
-        with self._touch_lock:
-            pending, self._touches = self._touches, {}
+        pending = self._hits.take()
         if not pending:
             return
         self._db.executemany(
@@ -280,9 +312,7 @@ class CacheStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        with self._touch_lock:
-            for (i,) in id_list:
-                self._touches.pop(i, None)
+        self._hits.forget(i for (i,) in id_list)
         return deleted
 
     def flush(
@@ -303,12 +333,7 @@ class CacheStore:
     # -- reads -------------------------------------------------------------------------------
 
     def _pending_hits(self, entry: Entry) -> Entry:
-        with self._touch_lock:
-            pending = self._touches.get(entry.id)
-        if pending:
-            entry.hits += pending[0]
-            entry.last_hit = max(entry.last_hit, pending[1])
-        return entry
+        return self._hits.apply(entry)
 
     def get(self, entry_id: int) -> Entry | None:
         with self._lock:

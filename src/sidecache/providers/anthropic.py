@@ -6,7 +6,6 @@ Translation is pure functions over dicts (``to_messages_request``, ``from_messag
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +17,7 @@ from sidecache.api.schemas import message_text
 from sidecache.api.sse import iter_events
 from sidecache.config import ProviderConfig
 from sidecache.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
-from sidecache.providers.base import make_client, status_error, upstream_errors
+from sidecache.providers.base import make_client, post_json, status_error, upstream_errors
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -267,15 +266,14 @@ class Anthropic:
 
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = orjson.dumps(to_messages_request({**body, "stream": False}))
-        with upstream_errors(self.name):
-            try:
-                async with asyncio.timeout(self.cfg.timeouts.total):
-                    r = await self._client.post(self._url, content=payload, headers=self._headers)
-            except TimeoutError as exc:
-                raise UpstreamTimeout(f"{self.name}: upstream exceeded the total timeout") from exc
-            if r.status_code >= 400:
-                raise status_error(self.name, r, r.content)
-            data = orjson.loads(r.content)
+        data = await post_json(
+            self._client,
+            self._url,
+            payload,
+            self._headers,
+            provider=self.name,
+            total=self.cfg.timeouts.total,
+        )
         if not isinstance(data, dict) or data.get("type") != "message":
             raise UpstreamProtocolError(f"{self.name}: upstream answer is not a message")
         return from_message(data)

@@ -8,6 +8,7 @@ errors here at the boundary, so the router never sees httpx.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import time
@@ -97,6 +98,31 @@ def status_error(provider: str, response: httpx.Response, content: bytes) -> Ups
         upstream_status=response.status_code,
         retry_after=retry_after,
     )
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    payload: bytes,
+    headers: dict[str, str],
+    *,
+    provider: str,
+    total: float,
+) -> Any:
+    """POST a JSON body and decode the JSON answer, within ``total`` seconds.
+
+    Raises the ``UpstreamError`` that fits: a status error with Retry-After, a timeout, a
+    connection or protocol error.
+    """
+    with upstream_errors(provider):
+        try:
+            async with asyncio.timeout(total):
+                r = await client.post(url, content=payload, headers=headers)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{provider}: upstream exceeded the total timeout") from exc
+        if r.status_code >= 400:
+            raise status_error(provider, r, r.content)
+        return orjson.loads(r.content)
 
 
 @contextlib.contextmanager

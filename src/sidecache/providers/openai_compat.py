@@ -7,7 +7,6 @@ the usage chunk again for a client that did not ask for it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +16,7 @@ import orjson
 from sidecache.api.sse import iter_events
 from sidecache.config import ProviderConfig
 from sidecache.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
-from sidecache.providers.base import make_client, status_error, upstream_errors
+from sidecache.providers.base import make_client, post_json, status_error, upstream_errors
 
 
 class OpenAICompatible:
@@ -34,15 +33,14 @@ class OpenAICompatible:
 
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = orjson.dumps({**body, "stream": False})
-        with upstream_errors(self.name):
-            try:
-                async with asyncio.timeout(self.cfg.timeouts.total):
-                    r = await self._client.post(self._url, content=payload, headers=self._headers)
-            except TimeoutError as exc:
-                raise UpstreamTimeout(f"{self.name}: upstream exceeded the total timeout") from exc
-            if r.status_code >= 400:
-                raise status_error(self.name, r, r.content)
-            data = orjson.loads(r.content)
+        data = await post_json(
+            self._client,
+            self._url,
+            payload,
+            self._headers,
+            provider=self.name,
+            total=self.cfg.timeouts.total,
+        )
         if not isinstance(data, dict) or "choices" not in data:
             raise UpstreamProtocolError(f"{self.name}: upstream answer has no choices")
         return data
