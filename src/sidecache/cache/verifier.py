@@ -12,11 +12,16 @@ two prompts, in three layers:
    named thing replaced by another.
 2. **Pair features**: word, stem and character n-gram overlap, weighted by rarity; how many content
    words of each side find no counterpart on the other (by spelling or by a small distilled word
-   vector table); question-word and first-word agreement; length ratios; the contradiction flags.
+   vector table); question-word and first-word agreement; length ratios; the contradiction flags;
+   and, when the caller passes the two sentence vectors, their cosine after a learned linear
+   projection (the strongest single signal on general questions).
 3. **A learned score** over those features: gradient-boosted trees trained by
    ``benchmarks/train_verifier.py`` on QQP and on our prompt pairs, exported to a small JSON
-   file shipped in this package and evaluated here in numpy. The pair is accepted when no hard
-   veto fires and the score reaches the shipped cutoff.
+   file shipped in this package (``verifier_model.json``, about 3 MB) and evaluated here in
+   numpy. The pair is accepted when no hard veto fires and the score reaches the cutoff.
+
+Which contradictions are hard vetoes is part of the shipped file (all but ``entity``, which on
+general questions fires too often on true duplicates and is left to the learned score).
 
 Everything is pure CPU and allocation-light, a fraction of a millisecond per check; the text
 analysis of a prompt is memoised, since cached prompts come back again and again. A
