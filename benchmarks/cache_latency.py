@@ -44,10 +44,10 @@ def pairs() -> list[tuple[str, str]]:
 
 
 def config(up, tmp: Path, backend: str) -> str:
-    extra = f"""
+    extra = """
 [models.nv]
 verifier = false
-targets = [{{target = "u1/gpt-x"}}]
+targets = [{target = "u1/gpt-x"}]
 """
     cache_extra = f"""
 threshold = 0.8
@@ -86,7 +86,14 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         for model in ("m1", "nv"):
             for a, _ in all_pairs:
                 client.post("/v1/chat/completions", json=body(a, model)).raise_for_status()
-        time.sleep(1.0)  # stores finish in the background
+        # stores finish in the background (embedding each prompt): wait for all of them
+        admin = {"authorization": f"Bearer {ADMIN}"}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            entries = client.get("/admin/cache/stats", headers=admin).json()["entries"]
+            if entries >= 2 * len(all_pairs):
+                break
+            time.sleep(0.2)
         # keep only pairs whose paraphrase is a semantic hit on both aliases
         usable = []
         for a, b in all_pairs:
@@ -100,7 +107,10 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         out["paraphrases_hit"] = len(usable)
 
         def requests(texts: list[str], model: str = "m1") -> list[bytes]:
-            return [encode_request(host, port, "/v1/chat/completions", body(t, model), {}) for t in texts]
+            return [
+                encode_request(host, port, "/v1/chat/completions", body(t, model), {})
+                for t in texts
+            ]
 
         exact = requests([a for a, _ in usable])
         semantic = requests([b for _, b in usable])
@@ -109,7 +119,11 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 
         def sequential(reqs: list[bytes], n: int) -> dict[str, Any]:
             r = asyncio.run(run(host, port, lambda i: reqs[i % len(reqs)], concurrency=1, total=n))
-            return {"p50_ms": pct(r.latencies, 50), "p99_ms": pct(r.latencies, 99), "outcomes": r.outcomes}
+            return {
+                "p50_ms": pct(r.latencies, 50),
+                "p99_ms": pct(r.latencies, 99),
+                "outcomes": r.outcomes,
+            }
 
         rows: dict[str, Any] = {}
         rows["exact hit"] = sequential(exact, args.n)
@@ -130,7 +144,9 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         rows["exact hit"].update(stream_ttft([a for a, _ in usable], n_stream))
         rows["semantic hit"].update(stream_ttft([b for _, b in usable], n_stream))
         rows["miss"].update(
-            stream_ttft([f"streamed miss {i} on subject {i * 3}" for i in range(n_stream)], n_stream)
+            stream_ttft(
+                [f"streamed miss {i} on subject {i * 3}" for i in range(n_stream)], n_stream
+            )
         )
         out["latency"] = rows
 
@@ -139,13 +155,21 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             throughput[name] = {}
             for c in (1, 8, 64):
                 r = asyncio.run(
-                    run(host, port, lambda i, q=reqs: q[i % len(q)], concurrency=c, duration=args.seconds)
+                    run(
+                        host,
+                        port,
+                        lambda i, q=reqs: q[i % len(q)],
+                        concurrency=c,
+                        duration=args.seconds,
+                    )
                 )
                 throughput[name][str(c)] = r.rate
         out["hits_per_second"] = throughput
         out["semantic_scaling_64_vs_1"] = throughput["semantic"]["64"] / throughput["semantic"]["1"]
-        stats = client.get("/admin/cache/stats", headers={"authorization": f"Bearer {ADMIN}"}).json()
-        out["batch_sizes"] = stats.get("batch_sizes") or stats.get("embedder", {}).get("batch_sizes")
+        stats = client.get("/admin/cache/stats", headers=admin).json()
+        out["batch_sizes"] = stats.get("batch_sizes") or stats.get("embedder", {}).get(
+            "batch_sizes"
+        )
         client.close()
     finally:
         gw.stop()
@@ -179,8 +203,10 @@ def main() -> None:
     results = [bench_backend(b, args) for b in args.backends.split(",")]
 
     for res in results:
-        print(f"\n== backend {res['backend']}: {res['paraphrases_hit']}/{res['pairs_stored']} "
-              f"paraphrases hit; cold start {res['cold_start_s']:.2f} s ==")
+        print(
+            f"\n== backend {res['backend']}: {res['paraphrases_hit']}/{res['pairs_stored']} "
+            f"paraphrases hit; cold start {res['cold_start_s']:.2f} s =="
+        )
         print(f"{'request':<28}{'p50 ms':>9}{'p99 ms':>9}{'ttft p50':>10}{'ttft p99':>10}")
         for name, row in res["latency"].items():
             print(

@@ -21,6 +21,7 @@ import pytest
 from harness import Gateway, basic_config, write_config
 
 ADMIN = "sk-admin-test"
+CLI = [sys.executable, "-m", "sidecache"]
 ONNX_DIR = Path(
     os.environ.get("SIDECACHE_TEST_ONNX_DIR") or Path.home() / ".cache" / "sidecache-test" / "onnx"
 )
@@ -372,8 +373,7 @@ def test_tenants_never_share_entries(upstreams, gateway_factory, tmp_path: Path)
     keys = {}
     for tenant in ("acme", "globex"):
         out = subprocess.run(
-            [sys.executable, "-m", "sidecache", "keys", "--config", str(cfg), "create"]
-            + ["--tenant", tenant],
+            [*CLI, "keys", "--config", str(cfg), "create", "--tenant", tenant],
             capture_output=True,
             text=True,
             check=True,

@@ -110,7 +110,10 @@ class EmbedderConfig(Base, frozen=True):
     quantize: bool = True
     max_batch: Positive = 32
     max_wait_ms: Seconds = 2.0
-    threads: Annotated[int, Meta(ge=0)] = 0
+    threads: Annotated[int, Meta(ge=0)] = 1
+    """Threads inside one model call; 0: the library's default (every core). One thread
+    leaves the other cores to the event loop and lets concurrent requests form larger batches:
+    on 2 cores, semantic hits/s with 64 clients rose from about 414 to 496 with it."""
 
 
 class VerifierConfig(Base, frozen=True):

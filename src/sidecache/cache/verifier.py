@@ -891,6 +891,17 @@ class _Forest:
         self.offset = np.arange(self.n_trees, dtype=np.intp) * self.width
         for name in ("feature", "threshold", "left", "right", "value", "leaf", "missing_left"):
             setattr(self, name, getattr(self, name).ravel())
+        # Evaluation tables: every node's two children as absolute indices in one array
+        # (``child[2 * node + go_right]``), leaves pointing at themselves with an infinite
+        # threshold, so a fixed number of steps needs no leaf test and one gather per step.
+        index = np.arange(self.feature.size, dtype=np.intp)
+        base = np.repeat(self.offset, self.width)
+        left = np.where(self.leaf, index, self.left + base)
+        right = np.where(self.leaf, index, self.right + base)
+        self._child = np.stack([left, right], axis=1).ravel()
+        self._feat = np.where(self.leaf, 0, self.feature)
+        self._thr = np.where(self.leaf, np.inf, self.threshold)
+        self._nan_right = (~self.missing_left).astype(np.intp)
 
     @staticmethod
     def to_spec(
@@ -922,6 +933,23 @@ class _Forest:
 
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         """Raw scores (log-odds) for a (n, n_features) matrix."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        out = np.empty(len(x))
+        child, feat, thr, nan_right = self._child, self._feat, self._thr, self._nan_right
+        for k, row in enumerate(x):
+            has_nan = bool(np.isnan(row).any())
+            node = self.offset
+            for _ in range(self.depth + 1):
+                v = row[feat[node]]
+                go_right = (v > thr[node]).view(np.int8).astype(np.intp)
+                if has_nan:
+                    go_right = np.where(np.isnan(v), nan_right[node], go_right)
+                node = child[2 * node + go_right]
+            out[k] = self.baseline + float(self.value[node].sum())
+        return out
+
+    def predict_raw_reference(self, x: np.ndarray) -> np.ndarray:
+        """The plain node-by-node walk ``predict_raw`` must agree with (tests use it)."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         out = np.empty(len(x))
         for k, row in enumerate(x):
