@@ -291,3 +291,14 @@ def test_speed_and_thread_safety(
     elapsed = time.perf_counter() - t0
     assert all(r == expected for r in results)
     assert elapsed < 30  # 4 x ~40 checks; milliseconds in practice
+
+
+def test_forest_walk_matches_the_plain_walk() -> None:
+    """The table-driven forest walk gives the same raw scores as a node-by-node walk."""
+    forest = Verifier.load().forest
+    assert forest is not None
+    rng = np.random.default_rng(7)
+    n_features = int(forest.feature.max()) + 1
+    x = rng.normal(size=(64, n_features))
+    x[rng.random(x.shape) < 0.1] = np.nan  # missing values take each node's learned side
+    np.testing.assert_array_equal(forest.predict_raw(x), forest.predict_raw_reference(x))
