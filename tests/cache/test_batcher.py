@@ -24,11 +24,19 @@ class SlowCounting:
         self.delay = delay
         self.calls: list[int] = []
         self.threads: set[str] = set()
+        self._lock = threading.Lock()
+        self.running = 0
+        self.most_running = 0
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        self.calls.append(len(texts))
-        self.threads.add(threading.current_thread().name)
+        with self._lock:
+            self.calls.append(len(texts))
+            self.threads.add(threading.current_thread().name)
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
         time.sleep(self.delay)
+        with self._lock:
+            self.running -= 1
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         out[:, 0] = [len(t) for t in texts]
         out[:, 1] = 1.0
@@ -78,7 +86,7 @@ def test_idle_worker_encodes_a_lone_request_at_once() -> None:
 
     assert asyncio.run(main()) < 0.03  # far below the 50 ms wait: no waiting when idle
     assert model.calls == [1, 1]
-    assert model.threads == {"sidecache-embed"}
+    assert model.threads == {"sidecache-embed-0"}
 
 
 def test_requests_arriving_while_busy_form_one_batch() -> None:
@@ -98,6 +106,47 @@ def test_requests_arriving_while_busy_form_one_batch() -> None:
     assert model.calls == [1, 8, 2]
     assert len(out) == 11
     assert all(v.shape == (4,) for v in out)
+
+
+def test_two_workers_encode_two_batches_at_once() -> None:
+    model = SlowCounting(delay=0.05)
+
+    async def main() -> list[np.ndarray]:
+        batcher = MicroBatcher(model, max_batch=8, max_wait_ms=1.0, workers=2)
+        out = await asyncio.gather(*(batcher.embed("z" * i) for i in range(1, 17)))
+        await batcher.aclose()
+        return out
+
+    out = asyncio.run(main())
+    assert [float(v[0]) for v in out] == pytest.approx([i / np.hypot(i, 1.0) for i in range(1, 17)])
+    assert model.threads == {"sidecache-embed-0", "sidecache-embed-1"}
+    assert model.most_running == 2
+
+
+def test_workers_survive_racing_for_the_queue() -> None:
+    """A worker waiting for a batch to fill must cope with another worker taking everything
+    meanwhile (this once killed the worker thread with an IndexError)."""
+    model = SlowCounting(delay=0.002)
+    rng = np.random.default_rng(7)
+
+    async def main() -> tuple[int, int]:
+        batcher = MicroBatcher(model, max_batch=8, max_wait_ms=5.0, workers=2)
+        served = 0
+        for _ in range(60):
+            n = int(rng.integers(1, 20))
+            out = await asyncio.wait_for(
+                asyncio.gather(*(batcher.embed(f"t{i}") for i in range(n))), timeout=5
+            )
+            served += len(out)
+            if rng.random() < 0.3:
+                await asyncio.sleep(0.003)
+        alive = sum(t.is_alive() for t in batcher._threads)
+        await batcher.aclose()
+        return served, alive
+
+    served, alive = asyncio.run(main())
+    assert served == sum(model.calls)
+    assert alive == 2
 
 
 def test_embed_many_larger_than_max_batch_is_chunked() -> None:

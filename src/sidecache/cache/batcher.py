@@ -1,9 +1,15 @@
-"""Micro-batching of embedding calls onto one dedicated worker thread.
+"""Micro-batching of embedding calls onto dedicated worker threads.
 
-Why: a transformer forward pass over 32 short prompts costs little more than over one, so when
+Why: a transformer forward pass over 32 short prompts costs less than 32 passes over one, so when
 many requests arrive together the gateway should embed them in one call. And the model must run
-off the event loop. One thread owns the embedder: requests queue up while it is busy and the next
-call takes them all (up to ``max_batch`` texts).
+off the event loop. Worker threads own the embedder: requests queue up while they are busy and
+the next call takes them all (up to ``max_batch`` texts).
+
+Two workers by default: the model releases the GIL while it runs, so while one batch is in the
+model the next can form and run on the other core. Measured on 2 cores with 64 clients
+(``benchmarks/cache_latency.py``), one worker kept one core busy embedding and left the other
+half idle; each worker runs single-threaded model calls (``embedder.threads``), so two workers
+never use more cores than there are.
 
 When the worker is idle, a lone request is encoded at once (no added latency). When the
 previous call was a batch, i.e. the gateway is under load, the worker waits up to
@@ -67,16 +73,25 @@ def _resolve(
 class MicroBatcher:
     """Coalesces concurrent ``embed`` calls into batched ``Embedder.encode`` calls."""
 
-    def __init__(self, embedder: Embedder, max_batch: int = 32, max_wait_ms: float = 2.0) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        max_batch: int = 32,
+        max_wait_ms: float = 2.0,
+        workers: int = 1,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self.embedder = embedder
+        self.workers = workers
         self.max_batch = max_batch
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self._queue: deque[_Request] = deque()
         self._queued_texts = 0
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._closed = False
         self._last_batch = 0
         self._sizes: Counter[int] = Counter()
@@ -86,23 +101,24 @@ class MicroBatcher:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the worker thread (idempotent; ``embed`` calls it too)."""
+        """Start the worker threads (idempotent; ``embed`` calls it too)."""
         with self._cond:
             if self._closed:
                 raise BatcherClosed("the embedding batcher is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="sidecache-embed", daemon=True
+            while len(self._threads) < self.workers:
+                thread = threading.Thread(
+                    target=self._run, name=f"sidecache-embed-{len(self._threads)}", daemon=True
                 )
-                self._thread.start()
+                thread.start()
+                self._threads.append(thread)
 
     async def aclose(self) -> None:
-        """Stop accepting work, let the worker finish what is queued, and join it."""
+        """Stop accepting work, let the workers finish what is queued, and join them."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            thread = self._thread
-        if thread is not None:
+            threads = list(self._threads)
+        for thread in threads:
             await asyncio.to_thread(thread.join)
 
     # -- public API --------------------------------------------------------------------------
@@ -120,7 +136,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[npt.NDArray[np.float32]] = loop.create_future()
         req = _Request(list(texts), fut, loop)
-        if self._thread is None:
+        if not self._threads:
             self.start()
         with self._cond:
             if self._closed:
@@ -132,7 +148,8 @@ class MicroBatcher:
 
     def batch_sizes(self) -> dict[int, int]:
         """How many ``encode`` calls saw each batch size (texts per call)."""
-        return dict(sorted(self._sizes.items()))
+        with self._cond:
+            return dict(sorted(self._sizes.items()))
 
     def stats(self) -> dict[str, float | int]:
         calls = sum(self._sizes.values())
@@ -149,20 +166,23 @@ class MicroBatcher:
     def _take(self) -> list[_Request] | None:
         """Block until there is work; return the next batch, or None when closed and drained."""
         with self._cond:
-            while not self._queue:
-                if self._closed:
-                    return None
-                self._cond.wait()
-            if self.max_wait > 0 and self._last_batch > 1 and not self._closed:
-                # Under load: give the callers being resumed a moment to queue up again, until
-                # as many texts wait as the last batch held (or the wait is over).
-                target = min(self.max_batch, self._last_batch)
-                deadline = time.monotonic() + self.max_wait
-                while self._queued_texts < target and not self._closed:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
+            while True:
+                while not self._queue:
+                    if self._closed:
+                        return None
+                    self._cond.wait()
+                if self.max_wait > 0 and self._last_batch > 1 and not self._closed:
+                    # Under load: give the callers being resumed a moment to queue up again,
+                    # until as many texts wait as the last batch held (or the wait is over).
+                    target = min(self.max_batch, self._last_batch)
+                    deadline = time.monotonic() + self.max_wait
+                    while self._queued_texts < target and not self._closed:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._cond.wait(remaining)
+                if self._queue:  # another worker may have taken everything while we waited
+                    break
             batch = [self._queue.popleft()]
             total = len(batch[0].texts)
             while self._queue and total + len(self._queue[0].texts) <= self.max_batch:
@@ -170,6 +190,10 @@ class MicroBatcher:
                 batch.append(req)
                 total += len(req.texts)
             self._queued_texts -= total
+            if self._queue:
+                # ``embed_many`` wakes one worker per request; what this batch left behind is
+                # for another worker, which may still be asleep.
+                self._cond.notify()
             return batch
 
     def _encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
@@ -179,9 +203,10 @@ class MicroBatcher:
             chunk = texts[i : i + self.max_batch]
             t0 = time.perf_counter()
             parts.append(np.asarray(self.embedder.encode(chunk), dtype=np.float32))
-            self._encode_seconds += time.perf_counter() - t0
-            self._sizes[len(chunk)] += 1
-            self._texts += len(chunk)
+            with self._cond:
+                self._encode_seconds += time.perf_counter() - t0
+                self._sizes[len(chunk)] += 1
+                self._texts += len(chunk)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _run(self) -> None:

@@ -42,8 +42,9 @@ __all__ = [
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 rows, so inner product is cosine similarity.
 
-    ``encode`` blocks (it runs the model) and is called from one worker thread, the micro-batcher's;
-    implementations need not be safe for concurrent calls.
+    ``encode`` blocks (it runs the model) and is called from the micro-batcher's worker threads,
+    possibly two at once (``embedder.workers``): implementations must be safe for concurrent
+    calls, and gain most if the model releases the GIL while it runs.
     """
 
     name: str

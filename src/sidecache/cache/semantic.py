@@ -177,8 +177,9 @@ class SemanticCache:
             loaded = await self._in_index(self._load_indexes, self._index, self._store)
             log.info("semantic cache: %d vectors in %d scopes", loaded, self._index.scopes)
             self._schedule_rebuilds()
+            emb = self.cfg.embedder
             self._batcher = MicroBatcher(
-                self._embedder, self.cfg.embedder.max_batch, self.cfg.embedder.max_wait_ms
+                self._embedder, emb.max_batch, emb.max_wait_ms, workers=emb.workers
             )
             self._batcher.start()
 

@@ -7,6 +7,7 @@ is not wanted.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,18 +40,22 @@ class TorchEmbedder:
         )
         self.dim: int = int(dim)
         self.name: str = f"torch:{model_path.name}"
+        # transformers' fast tokenizer re-applies its padding settings on every call, which
+        # fails ("Already borrowed") when two batcher workers call at once: one call at a time.
+        self._lock = threading.Lock()
 
     def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
         """Encode in one forward pass per 64 texts; rows are unit length."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self._model.encode(
-            texts,
-            batch_size=64,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._lock:
+            out = self._model.encode(
+                texts,
+                batch_size=64,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(out, dtype=np.float32)
 
 
