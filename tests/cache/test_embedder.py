@@ -88,6 +88,30 @@ def test_padding_and_truncation_do_not_change_vectors(
     assert float(alone[2] @ ref_long) > 0.9999  # both truncate at the model's 256 tokens
 
 
+def test_mixed_lengths_run_in_groups_and_keep_their_order(fp32_embedder: Embedder) -> None:
+    rng = np.random.default_rng(3)
+    texts = [
+        " ".join(["word"] * int(n)) + f" number {i}" for i, n in enumerate(rng.integers(1, 60, 24))
+    ]
+    alone = np.vstack([fp32_embedder.encode([t]) for t in texts])
+    np.testing.assert_allclose(fp32_embedder.encode(texts), alone, atol=1e-5)
+
+
+def test_length_groups_cover_every_index_once() -> None:
+    from sidecache.cache.onnx_embedder import _MIN_GROUP, _length_groups
+
+    lengths = [5, 40, 7, 6, 39, 8, 41, 5, 12, 6, 38, 7, 250, 9]
+    groups = _length_groups(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert len(groups) > 1  # short and long prompts are not padded together
+    for g in groups[:-1]:
+        assert len(g) >= _MIN_GROUP
+    spans = [(min(lengths[i] for i in g), max(lengths[i] for i in g)) for g in groups]
+    assert spans == sorted(spans)
+    assert _length_groups([]) == []
+    assert _length_groups([3]) == [[0]]
+
+
 def test_empty_input(embedder: Embedder) -> None:
     assert embedder.encode([]).shape == (0, 384)
 
