@@ -872,6 +872,13 @@ class _Forest:
     Exported from scikit-learn's HistGradientBoostingClassifier by the training script, so the
     gateway needs neither scikit-learn nor pickle: a few arrays of numbers in the JSON file,
     one row per tree, one column per node (padded with leaves).
+
+    Evaluation is QuickScorer's (Lucchese et al., SIGIR 2015), which suits numpy: no walk at
+    all. Each split node carries a bitmask of its tree's leaves (in left-to-right order) with
+    the bits of its left subtree cleared. For a row, every node whose test sends it right
+    contributes its mask; AND-ing a tree's masks leaves the exit leaf as the lowest set bit.
+    That is a handful of whole-array operations whatever the depth, where a level-by-level
+    walk needed four per level (depth 18 here): about half the time per call.
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -887,21 +894,61 @@ class _Forest:
         self.leaf = (flags & 1).astype(bool)
         self.missing_left = (flags & 2).astype(bool)
         self.n_trees, self.width = self.feature.shape
+        self._build_masks()
         # flat indexing: node k of tree t lives at t * width + k
         self.offset = np.arange(self.n_trees, dtype=np.intp) * self.width
         for name in ("feature", "threshold", "left", "right", "value", "leaf", "missing_left"):
             setattr(self, name, getattr(self, name).ravel())
-        # Evaluation tables: every node's two children as absolute indices in one array
-        # (``child[2 * node + go_right]``), leaves pointing at themselves with an infinite
-        # threshold, so a fixed number of steps needs no leaf test and one gather per step.
-        index = np.arange(self.feature.size, dtype=np.intp)
-        base = np.repeat(self.offset, self.width)
-        left = np.where(self.leaf, index, self.left + base)
-        right = np.where(self.leaf, index, self.right + base)
-        self._child = np.stack([left, right], axis=1).ravel()
-        self._feat = np.where(self.leaf, 0, self.feature)
-        self._thr = np.where(self.leaf, np.inf, self.threshold)
-        self._nan_right = (~self.missing_left).astype(np.intp)
+
+    def _build_masks(self) -> None:
+        """QuickScorer tables from the (trees, width) node arrays: per split node its feature,
+        threshold, NaN direction and leaf mask (padded per tree with no-op nodes), and the
+        leaf values in left-to-right order."""
+        n_trees, width = self.feature.shape
+        splits: list[list[tuple[int, int]]] = []  # per tree: (node, mask)
+        values: list[list[float]] = []
+        most = 1
+        for t in range(n_trees):
+            leaf, left, right = self.leaf[t], self.left[t], self.right[t]
+            rank: dict[int, int] = {}
+            first: dict[int, int] = {}  # node -> rank of its first leaf
+            stack: list[tuple[int, bool]] = [(0, False)]
+            while stack:  # iterative in-order numbering of the leaves
+                node, done = stack.pop()
+                if leaf[node]:
+                    first[node] = rank[node] = len(rank)
+                elif done:
+                    first[node] = first[int(left[node])]
+                else:
+                    stack += [(node, True), (int(right[node]), False), (int(left[node]), False)]
+            most = max(most, len(rank))
+            tree_splits = []
+            for node in range(width):
+                if node in first and not leaf[node]:
+                    lo, hi = first[int(left[node])], first[int(right[node])]
+                    tree_splits.append((node, ((1 << hi) - 1) ^ ((1 << lo) - 1)))
+            splits.append(tree_splits)
+            values.append([float(self.value[t, n]) for n in sorted(rank, key=rank.__getitem__)])
+        if most > 64:
+            raise ValueError(f"verifier trees have up to {most} leaves; 64 at most are supported")
+        per_tree = max(1, max(len(ts) for ts in splits))
+        full = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+        self._q_feature = np.zeros((n_trees, per_tree), dtype=np.intp)
+        self._q_threshold = np.full((n_trees, per_tree), np.inf)  # padding never goes right
+        self._q_nan_right = np.zeros((n_trees, per_tree), dtype=bool)
+        self._q_mask = np.full((n_trees, per_tree), full, dtype=np.uint64)
+        self._q_values = np.zeros((n_trees, most))
+        for t, ts in enumerate(splits):
+            for k, (node, cleared) in enumerate(ts):
+                self._q_feature[t, k] = self.feature[t, node]
+                self._q_threshold[t, k] = self.threshold[t, node]
+                self._q_nan_right[t, k] = not self.missing_left[t, node]
+                self._q_mask[t, k] = full ^ np.uint64(cleared)
+            self._q_values[t, : len(values[t])] = values[t]
+        self._q_shape = (n_trees, per_tree)
+        self._q_leaf_base = np.arange(n_trees, dtype=np.intp) * most
+        for name in ("_q_feature", "_q_threshold", "_q_nan_right", "_q_mask", "_q_values"):
+            setattr(self, name, getattr(self, name).ravel())
 
     @staticmethod
     def to_spec(
@@ -934,18 +981,15 @@ class _Forest:
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         """Raw scores (log-odds) for a (n, n_features) matrix."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        out = np.empty(len(x))
-        child, feat, thr, nan_right = self._child, self._feat, self._thr, self._nan_right
-        for k, row in enumerate(x):
-            has_nan = bool(np.isnan(row).any())
-            node = self.offset
-            for _ in range(self.depth + 1):
-                v = row[feat[node]]
-                go_right = (v > thr[node]).view(np.int8).astype(np.intp)
-                if has_nan:
-                    go_right = np.where(np.isnan(v), nan_right[node], go_right)
-                node = child[2 * node + go_right]
-            out[k] = self.baseline + float(self.value[node].sum())
+        v = x[:, self._q_feature]  # every split's feature value, (n, nodes)
+        right = v > self._q_threshold  # NaN compares False: decided below
+        if np.isnan(x).any():
+            right |= np.isnan(v) & self._q_nan_right
+        masks = np.where(right, self._q_mask, np.uint64(0xFFFF_FFFF_FFFF_FFFF))
+        alive = np.bitwise_and.reduce(masks.reshape(len(x), *self._q_shape), axis=2)
+        lowest = alive & (~alive + np.uint64(1))  # the exit leaf's bit
+        exit_leaf = np.frexp(lowest.astype(np.float64))[1] - 1  # exact for powers of two
+        out: np.ndarray = self.baseline + self._q_values[exit_leaf + self._q_leaf_base].sum(axis=1)
         return out
 
     def predict_raw_reference(self, x: np.ndarray) -> np.ndarray:
