@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -11,6 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from sidecache.api.completion import new_request_id
 from sidecache.api.schemas import validate_chat
 from sidecache.errors import BadRequest, InvalidJSON, PayloadTooLarge
 from sidecache.pipeline import Pipeline
@@ -62,7 +62,7 @@ def _tags(value: str | None) -> dict[str, str]:
 def request_context(request: Request) -> RequestContext:
     h = request.headers
     ctx = RequestContext(
-        request_id=h.get("x-request-id") or secrets.token_hex(8),
+        request_id=h.get("x-request-id") or new_request_id(),
         namespace=h.get("x-sidecache-namespace") or None,
         cache_control=h.get("cache-control"),
         threshold=_float_header(request, "x-sidecache-threshold", 0.0, 1.0),

@@ -7,14 +7,24 @@ cut back into chunks by ``replay_chunks`` so the client cannot tell it from a li
 
 from __future__ import annotations
 
-import secrets
+import random
+import string
 import time
 from collections.abc import Iterator
 from typing import Any
 
+_ALPHABET = string.ascii_letters + string.digits
+
 
 def new_id() -> str:
-    return "chatcmpl-" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
+    """A completion id like OpenAI's. Unique, not secret: ``random`` instead of ``secrets``,
+    whose system call per id showed in the hit path's profile."""
+    return "chatcmpl-" + "".join(random.choices(_ALPHABET, k=24))
+
+
+def new_request_id() -> str:
+    """A request id for logs and ``x-request-id`` (unique, not secret; see ``new_id``)."""
+    return f"{random.getrandbits(64):016x}"
 
 
 class ChunkAccumulator:
