@@ -173,19 +173,44 @@ def load_pairs(path: str | Path, limit: int | None = None, split: str | None = N
 # --- embeddings --------------------------------------------------------------------------------
 
 
-def make_encoder(backend: str = "onnx") -> Callable[[list[str]], np.ndarray]:
+def make_encoder(
+    backend: str = "onnx", model_path: str | Path | None = None
+) -> Callable[[list[str]], np.ndarray]:
     """A function that embeds texts with the gateway's own embedder, normalised float32.
 
     ``sidecache.cache.embedder.load_embedder`` builds it, so the numbers are the ones the
     gateway sees; ``onnx`` measures the exported int8 model (kept under ``benchmarks/.cache``).
+    ``model_path`` is a local sentence-transformers folder (``EmbedderConfig.model_path``);
+    None: the bundled model.
     """
     from sidecache.cache.embedder import load_embedder
     from sidecache.config import EmbedderConfig
 
     data_dir = CACHE_DIR / "sidecache-data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    emb = load_embedder(EmbedderConfig(backend=backend), data_dir)  # type: ignore[arg-type]
+    cfg = EmbedderConfig(
+        backend=backend,  # type: ignore[arg-type]
+        model_path=str(model_path) if model_path else "",
+    )
+    emb = load_embedder(cfg, data_dir)
     return lambda texts: np.asarray(emb.encode(texts), dtype=np.float32)
+
+
+def cache_key(backend: str, model_path: str | Path | None = None) -> str:
+    """The name the vectors of ``backend`` (and of a model folder, if given) are cached under.
+
+    The bundled model keeps the bare backend name. Another folder gets ``<backend>+<hash>``,
+    the hash taken over its configuration and weights, so a retrained model never reuses stale
+    vectors (and ``emb-onnx-*`` never matches its files).
+    """
+    if not model_path:
+        return backend
+    folder = Path(model_path)
+    h = hashlib.sha1()
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and (f.suffix in {".json", ".safetensors", ".bin"}):
+            h.update(str(f.relative_to(folder)).encode() + b"\0" + f.read_bytes())
+    return f"{backend}+{h.hexdigest()[:12]}"
 
 
 def _load_store(backend: str) -> dict[str, np.ndarray]:
@@ -210,30 +235,34 @@ def embed_texts(
     encoder: Callable[[list[str]], np.ndarray] | None = None,
     chunk: int = 256,
     progress: bool = True,
+    model_path: str | Path | None = None,
 ) -> np.ndarray:
     """Embeddings of ``texts`` (row i for text i), computed once and kept on disk.
 
     Vectors are looked up in every cache file of the backend, so a ``--limit`` run reuses a
     full run's work; only texts never seen are embedded, then saved as one more cache file.
+    ``model_path``: embed with that sentence-transformers folder instead of the bundled model
+    (cached apart, see :func:`cache_key`).
     """
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    store = _load_store(backend)
+    key_name = cache_key(backend, model_path)
+    store = _load_store(key_name)
     missing = sorted(set(texts) - store.keys())
     if missing:
-        enc = encoder or make_encoder(backend)
+        enc = encoder or make_encoder(backend, model_path)
         from tqdm import tqdm
 
         parts = []
         t0 = time.perf_counter()
         with tqdm(
-            total=len(missing), desc=f"embedding ({backend})", unit="text", disable=not progress
+            total=len(missing), desc=f"embedding ({key_name})", unit="text", disable=not progress
         ) as bar:
             for i in range(0, len(missing), chunk):
                 parts.append(enc(list(missing[i : i + chunk])))
                 bar.update(min(chunk, len(missing) - i))
         vecs = np.concatenate(parts).astype(np.float32)
         key = hashlib.sha1("\n".join(missing).encode("utf-8")).hexdigest()[:16]
-        fn = CACHE_DIR / f"emb-{backend}-{key}.npy"
+        fn = CACHE_DIR / f"emb-{key_name}-{key}.npy"
         np.save(fn, vecs)
         fn.with_suffix(".json").write_text(json.dumps(missing), encoding="utf-8")
         print(
@@ -247,7 +276,9 @@ def embed_texts(
     return np.stack([store[t] for t in texts]).astype(np.float32)
 
 
-def embed_pairs(ps: PairSet, backend: str = "onnx") -> tuple[np.ndarray, np.ndarray]:
+def embed_pairs(
+    ps: PairSet, backend: str = "onnx", model_path: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Vectors for both sides of every pair (one embedding pass over the unique texts)."""
-    allv = embed_texts(ps.a + ps.b, backend=backend)
+    allv = embed_texts(ps.a + ps.b, backend=backend, model_path=model_path)
     return allv[: len(ps)], allv[len(ps) :]

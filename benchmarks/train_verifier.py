@@ -30,6 +30,9 @@ questions, 15-25 minutes, kept in ``benchmarks/.cache`` for later runs)::
 
     python benchmarks/train_verifier.py
     python benchmarks/train_verifier.py --cv   # also 5-fold CV on the prompt pairs
+    # with the fine-tuned embedder (benchmarks/finetune_embedder.py --save-merged DIR):
+    python benchmarks/train_verifier.py --model-path DIR --out /tmp/verifier_model.json \\
+        --report /tmp/train_verifier.json
 
 It prints held-out figures (QQP test components, the prompt-pair test and holdout splits) and
 writes them to ``benchmarks/results/train_verifier.json``.
@@ -82,11 +85,15 @@ def build_idf(texts: list[str]) -> tuple[dict[str, float], float, Counter[str], 
 
 
 def distill_word_vectors(
-    stems: list[str], surface: dict[str, str], backend: str, dim: int
+    stems: list[str],
+    surface: dict[str, str],
+    backend: str,
+    dim: int,
+    model_path: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Embed each word alone with the sentence model, PCA to ``dim``, quantise to int8."""
     words = [surface.get(s, s) for s in stems]
-    vecs = pairs.embed_texts(words, backend=backend)
+    vecs = pairs.embed_texts(words, backend=backend, model_path=model_path)
     mean = vecs.mean(axis=0, keepdims=True)
     centred = vecs - mean
     # PCA by SVD of the covariance (small: 384 x 384)
@@ -301,8 +308,8 @@ def main() -> None:
     ap.add_argument("--backend", default="onnx", choices=["torch", "onnx"])
     ap.add_argument("--dim", type=int, default=48, help="word-vector dimensions kept by PCA")
     ap.add_argument("--max-words", type=int, default=24000)
-    ap.add_argument("--trees", type=int, default=1000)
-    ap.add_argument("--lr", type=float, default=0.03)
+    ap.add_argument("--trees", type=int, default=300)
+    ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--prompt-weight", type=float, default=20.0)
     ap.add_argument(
         "--no-vector-share",
@@ -330,7 +337,19 @@ def main() -> None:
     )
     ap.add_argument("--cv", action="store_true", help="5-fold CV on all prompt pairs as well")
     ap.add_argument("--out", default=str(MODEL_OUT))
+    ap.add_argument(
+        "--model-path",
+        default="",
+        help="a sentence-transformers folder to embed with (e.g. the fine-tuned embedder from"
+        " finetune_embedder.py --save-merged); empty: the bundled model",
+    )
+    ap.add_argument(
+        "--report",
+        default=str(pairs.RESULTS_DIR / "train_verifier.json"),
+        help="where the held-out figures are written",
+    )
     args = ap.parse_args()
+    model_path = args.model_path or None
     t0 = time.perf_counter()
     rng = np.random.default_rng(SEED)
 
@@ -351,7 +370,7 @@ def main() -> None:
     idf, default_idf, df, surface = build_idf(q_tr.a + q_tr.b + p_tr.a + p_tr.b)
     vocab = [w for w, _ in df.most_common() if w in idf and w.isalpha()][: args.max_words]
     print(f"idf over {len(idf)} stems; distilling {len(vocab)} word vectors")
-    _, vec_spec = distill_word_vectors(vocab, surface, args.backend, args.dim)
+    _, vec_spec = distill_word_vectors(vocab, surface, args.backend, args.dim, model_path)
     spec: dict[str, Any] = {
         "version": 1,
         "features": list(V.FEATURE_NAMES),
@@ -362,7 +381,8 @@ def main() -> None:
 
     # 2. sentence vectors and the projection (out-of-fold on QQP train components)
     vq_tr, vq_te, vp_tr, vp_te, vp_all = (
-        pairs.embed_pairs(x, backend=args.backend) for x in (q_tr, q_te, p_tr, p_te, pp)
+        pairs.embed_pairs(x, backend=args.backend, model_path=model_path)
+        for x in (q_tr, q_te, p_tr, p_te, pp)
     )
     cos = {
         k: np.einsum("ij,ij->i", *v)
@@ -530,9 +550,12 @@ def main() -> None:
         "max_false_hit": args.max_false_hit,
         "seed": SEED,
     }
+    if model_path:
+        spec["meta"]["embedder_model_path"] = model_path
+        spec["meta"]["embedder_cache_key"] = pairs.cache_key(args.backend, model_path)
     Path(args.out).write_bytes(json.dumps(spec, separators=(",", ":")).encode())
-    pairs.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (pairs.RESULTS_DIR / "train_verifier.json").write_text(json.dumps(report, indent=1))
+    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.report).write_text(json.dumps(report, indent=1))
     size = Path(args.out).stat().st_size / 1e6
     print(f"wrote {args.out} ({size:.2f} MB), cutoff {cutoff}, {time.perf_counter() - t0:.0f}s")
 

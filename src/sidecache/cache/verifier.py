@@ -932,23 +932,29 @@ class _Forest:
         if most > 64:
             raise ValueError(f"verifier trees have up to {most} leaves; 64 at most are supported")
         per_tree = max(1, max(len(ts) for ts in splits))
-        full = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
-        self._q_feature = np.zeros((n_trees, per_tree), dtype=np.intp)
-        self._q_threshold = np.full((n_trees, per_tree), np.inf)  # padding never goes right
-        self._q_nan_right = np.zeros((n_trees, per_tree), dtype=bool)
-        self._q_mask = np.full((n_trees, per_tree), full, dtype=np.uint64)
+        # Bitmasks as narrow as the widest tree allows; node arrays laid out split-major
+        # ([k, tree]) so the per-tree AND runs down contiguous rows.
+        dtype = np.uint32 if most <= 32 else np.uint64
+        feature = np.zeros((per_tree, n_trees), dtype=np.intp)
+        threshold = np.full((per_tree, n_trees), np.inf)  # padding never goes right
+        nan_right = np.zeros((per_tree, n_trees), dtype=bool)
+        cleared = np.zeros((per_tree, n_trees), dtype=dtype)  # padding clears nothing
         self._q_values = np.zeros((n_trees, most))
         for t, ts in enumerate(splits):
-            for k, (node, cleared) in enumerate(ts):
-                self._q_feature[t, k] = self.feature[t, node]
-                self._q_threshold[t, k] = self.threshold[t, node]
-                self._q_nan_right[t, k] = not self.missing_left[t, node]
-                self._q_mask[t, k] = full ^ np.uint64(cleared)
+            for k, (node, bits) in enumerate(ts):
+                feature[k, t] = self.feature[t, node]
+                threshold[k, t] = self.threshold[t, node]
+                nan_right[k, t] = not self.missing_left[t, node]
+                cleared[k, t] = bits
             self._q_values[t, : len(values[t])] = values[t]
-        self._q_shape = (n_trees, per_tree)
+        self._q_feature = feature.ravel()
+        self._q_threshold = threshold.ravel()
+        self._q_nan_right = nan_right.ravel()
+        self._q_cleared = cleared.ravel()
+        self._q_shape = (per_tree, n_trees)
+        self._q_one = dtype(1)
+        self._q_values = self._q_values.ravel()
         self._q_leaf_base = np.arange(n_trees, dtype=np.intp) * most
-        for name in ("_q_feature", "_q_threshold", "_q_nan_right", "_q_mask", "_q_values"):
-            setattr(self, name, getattr(self, name).ravel())
 
     @staticmethod
     def to_spec(
@@ -981,13 +987,13 @@ class _Forest:
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         """Raw scores (log-odds) for a (n, n_features) matrix."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        v = x[:, self._q_feature]  # every split's feature value, (n, nodes)
+        v = np.take(x, self._q_feature, axis=1)  # every split's feature value, (n, nodes)
         right = v > self._q_threshold  # NaN compares False: decided below
         if np.isnan(x).any():
             right |= np.isnan(v) & self._q_nan_right
-        masks = np.where(right, self._q_mask, np.uint64(0xFFFF_FFFF_FFFF_FFFF))
-        alive = np.bitwise_and.reduce(masks.reshape(len(x), *self._q_shape), axis=2)
-        lowest = alive & (~alive + np.uint64(1))  # the exit leaf's bit
+        masks = ~(right * self._q_cleared)  # a split sent right rules out its left leaves
+        alive = np.bitwise_and.reduce(masks.reshape(len(x), *self._q_shape), axis=1)
+        lowest = alive & (~alive + self._q_one)  # the exit leaf's bit
         exit_leaf = np.frexp(lowest.astype(np.float64))[1] - 1  # exact for powers of two
         out: np.ndarray = self.baseline + self._q_values[exit_leaf + self._q_leaf_base].sum(axis=1)
         return out
