@@ -76,7 +76,7 @@ class MicroBatcher:
     def __init__(
         self,
         embedder: Embedder,
-        max_batch: int = 32,
+        max_batch: int = 16,
         max_wait_ms: float = 2.0,
         workers: int = 1,
     ) -> None:
