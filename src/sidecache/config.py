@@ -105,6 +105,9 @@ class EmbedderConfig(Base, frozen=True):
     backend: Literal["onnx", "torch"] = "onnx"
     model_path: str = ""
     """A local sentence-transformers folder; empty: the bundled all-MiniLM-L6-v2 package."""
+    adapter: str = "auto"
+    """A low-rank adapter merged into the model at start: ``auto`` (the one shipped in the
+    package, with the bundled model only), ``none``, or the path of an adapter ``.npz``."""
     onnx_dir: str = ""
     """Where the exported ONNX model is kept; empty: ``<data_dir>/onnx``."""
     quantize: bool = True

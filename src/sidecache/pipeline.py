@@ -91,6 +91,7 @@ class Pipeline:
             namespace=ctx.namespace,
             cache_control=ctx.cache_control,
             cfg=self.cfg.cache,
+            space=self.cache.space,
         )
 
     def _threshold(self, ctx: RequestContext, route: Route) -> float:

@@ -45,6 +45,10 @@ class Embedder(Protocol):
     ``encode`` blocks (it runs the model) and is called from the micro-batcher's worker threads,
     possibly two at once (``embedder.workers``): implementations must be safe for concurrent
     calls, and gain most if the model releases the GIL while it runs.
+
+    An optional ``space`` attribute names the model the vectors come from (backends of the
+    same model share it; the cache keeps entries of different spaces apart); ``name`` stands
+    in for it when absent.
     """
 
     name: str
@@ -125,7 +129,29 @@ def load_embedder(cfg: EmbedderConfig, data_dir: Path) -> Embedder:
             f"cache.embedder.backend {cfg.backend!r} is unknown (known: {known})"
         ) from None
     set_offline()
-    return factory(cfg, resolve_model_path(cfg), Path(data_dir))
+    model_path = resolve_model_path(cfg)
+    adapter = resolve_adapter(cfg)
+    if adapter is not None:
+        from sidecache.cache.adapter import adapted_model
+
+        model_path = adapted_model(model_path, adapter, Path(data_dir) / "models")
+    return factory(cfg, model_path, Path(data_dir))
+
+
+def resolve_adapter(cfg: EmbedderConfig) -> Path | None:
+    """The adapter file to merge into the model, or None (see ``cache.embedder.adapter``)."""
+    if cfg.adapter == "none":
+        return None
+    if cfg.adapter == "auto":
+        if cfg.model_path:  # the shipped adapter was trained for the bundled model only
+            return None
+        from sidecache.cache.adapter import shipped_adapter_path
+
+        return shipped_adapter_path()
+    path = Path(cfg.adapter).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"cache.embedder.adapter: no adapter file at {path}")
+    return path
 
 
 def require(module: str, package: str, backend: str) -> None:

@@ -211,6 +211,7 @@ class OnnxEmbedder:
         self._inputs = [i.name for i in self._session.get_inputs()]
         self.dim: int = int(self._session.get_outputs()[0].shape[-1])
         self.name: str = f"onnx:{onnx_path.stem}"
+        self.space: str = model_path.name
         self.path = onnx_path
 
     def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:

@@ -160,8 +160,14 @@ def decide(
     namespace: str | None,
     cache_control: str | None,
     cfg: CacheConfig,
+    space: str = "",
 ) -> Decision:
-    """Decide read/write, and compute the scope and key of a chat completion request."""
+    """Decide read/write, and compute the scope and key of a chat completion request.
+
+    ``space`` names the embedding model the cache's vectors come from: it is part of the
+    scope, so entries embedded by another model (a new adapter, another ``model_path``) are
+    never compared with this model's vectors; they simply age out.
+    """
     if not cfg.enabled:
         return _bypass("disabled")
     directives = _directives(cache_control)
@@ -198,6 +204,8 @@ def decide(
         "after": [_canonical_message(m) for m in messages[last_user + 1 :]],
         "params": params,
     }
+    if space:
+        scope_doc["space"] = space
     try:
         canonical = orjson.dumps(scope_doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except TypeError:

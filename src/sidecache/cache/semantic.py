@@ -148,6 +148,13 @@ class SemanticCache:
     async def _in_index(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._index_exec, fn, *args)
 
+    @property
+    def space(self) -> str:
+        """The embedding model's identity ('' before start or without a semantic layer)."""
+        if self._embedder is None:
+            return ""
+        return str(getattr(self._embedder, "space", self._embedder.name))
+
     async def start(self) -> None:
         """Open the store, load the model, rebuild the indexes, start the batcher and sweeper."""
         if self.started:

@@ -40,6 +40,7 @@ class TorchEmbedder:
         )
         self.dim: int = int(dim)
         self.name: str = f"torch:{model_path.name}"
+        self.space: str = model_path.name
         # transformers' fast tokenizer re-applies its padding settings on every call, which
         # fails ("Already borrowed") when two batcher workers call at once: one call at a time.
         self._lock = threading.Lock()

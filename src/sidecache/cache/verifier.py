@@ -939,21 +939,21 @@ class _Forest:
         threshold = np.full((per_tree, n_trees), np.inf)  # padding never goes right
         nan_right = np.zeros((per_tree, n_trees), dtype=bool)
         cleared = np.zeros((per_tree, n_trees), dtype=dtype)  # padding clears nothing
-        self._q_values = np.zeros((n_trees, most))
+        leaf_values = np.zeros((n_trees, most))
         for t, ts in enumerate(splits):
             for k, (node, bits) in enumerate(ts):
                 feature[k, t] = self.feature[t, node]
                 threshold[k, t] = self.threshold[t, node]
                 nan_right[k, t] = not self.missing_left[t, node]
                 cleared[k, t] = bits
-            self._q_values[t, : len(values[t])] = values[t]
+            leaf_values[t, : len(values[t])] = values[t]
         self._q_feature = feature.ravel()
         self._q_threshold = threshold.ravel()
         self._q_nan_right = nan_right.ravel()
         self._q_cleared = cleared.ravel()
         self._q_shape = (per_tree, n_trees)
         self._q_one = dtype(1)
-        self._q_values = self._q_values.ravel()
+        self._q_values = leaf_values.ravel()
         self._q_leaf_base = np.arange(n_trees, dtype=np.intp) * most
 
     @staticmethod
