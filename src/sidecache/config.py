@@ -109,7 +109,8 @@ class EmbedderConfig(Base, frozen=True):
     """A low-rank adapter merged into the model at start: ``auto`` (the one shipped in the
     package, with the bundled model only), ``none``, or the path of an adapter ``.npz``."""
     onnx_dir: str = ""
-    """Where the exported ONNX model is kept; empty: ``<data_dir>/onnx``."""
+    """Where files made from the model are kept (the ONNX export, the model with its adapter
+    merged); empty: ``<data_dir>/onnx``. Several data directories may share one."""
     quantize: bool = True
     max_batch: Positive = 16
     """Texts per model call at most. With two workers, 16 beat 32 under 64 clients (semantic

@@ -41,11 +41,11 @@ def test_a_zero_adapter_changes_nothing_and_its_folder_is_reused(tmp_path: Path)
     base = load_embedder(torch_cfg("none"), tmp_path)
     tuned = load_embedder(torch_cfg(str(adapter)), tmp_path)
     np.testing.assert_allclose(tuned.encode(TEXTS), base.encode(TEXTS), atol=1e-6)
-    folders = list((tmp_path / "models").iterdir())
+    folders = [f for f in (tmp_path / "onnx").iterdir() if f.is_dir()]
     assert len(folders) == 1 and "-adapted-" in folders[0].name
     assert json.loads((folders[0] / "ADAPTER.json").read_text())["rank"] == 4
     stamp = (folders[0] / "model.safetensors").stat().st_mtime_ns
-    again = adapted_model(resolve_model_path(torch_cfg("none")), adapter, tmp_path / "models")
+    again = adapted_model(resolve_model_path(torch_cfg("none")), adapter, tmp_path / "onnx")
     assert again == folders[0]
     assert (again / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert getattr(tuned, "space") != getattr(base, "space")  # noqa: B009

@@ -8,7 +8,7 @@ linear layer two small matrices ``A`` (rank x in) and ``B`` (out x rank), merged
 ``W + (alpha / rank) * B @ A``.
 
 How: the merge is plain numpy on the model's ``model.safetensors`` (no torch), written once to
-``<data_dir>/models/<model>-adapted-<hash>/`` as an ordinary sentence-transformers folder (files
+``<onnx_dir>/<model>-adapted-<hash>/`` as an ordinary sentence-transformers folder (files
 written under a temporary name, then renamed), so every backend, the ONNX export and its int8
 quantisation work unchanged, and the tuned model costs nothing extra per request. The hash
 covers the adapter file and the base model, so a new adapter gets a new folder (and a new ONNX

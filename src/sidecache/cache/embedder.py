@@ -134,8 +134,14 @@ def load_embedder(cfg: EmbedderConfig, data_dir: Path) -> Embedder:
     if adapter is not None:
         from sidecache.cache.adapter import adapted_model
 
-        model_path = adapted_model(model_path, adapter, Path(data_dir) / "models")
+        model_path = adapted_model(model_path, adapter, derived_dir(cfg, Path(data_dir)))
     return factory(cfg, model_path, Path(data_dir))
+
+
+def derived_dir(cfg: EmbedderConfig, data_dir: Path) -> Path:
+    """Where files made from the model are kept (ONNX exports, adapter merges): reused by
+    every start, and shareable between data directories (``cache.embedder.onnx_dir``)."""
+    return Path(cfg.onnx_dir).expanduser() if cfg.onnx_dir else data_dir / "onnx"
 
 
 def resolve_adapter(cfg: EmbedderConfig) -> Path | None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sidecache.cache.embedder import max_seq_length, require
+from sidecache.cache.embedder import derived_dir, max_seq_length, require
 from sidecache.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -279,6 +279,5 @@ def _length_groups(lengths: list[int]) -> list[list[int]]:
 
 def create(cfg: EmbedderConfig, model_path: Path, data_dir: Path) -> OnnxEmbedder:
     """Registry factory (see ``embedder.BACKENDS``): export once, then load."""
-    out_dir = Path(cfg.onnx_dir).expanduser() if cfg.onnx_dir else Path(data_dir) / "onnx"
-    path = export_onnx(model_path, out_dir, quantize=cfg.quantize)
+    path = export_onnx(model_path, derived_dir(cfg, Path(data_dir)), quantize=cfg.quantize)
     return OnnxEmbedder(path, model_path, threads=cfg.threads)
