@@ -173,44 +173,68 @@ def load_pairs(path: str | Path, limit: int | None = None, split: str | None = N
 # --- embeddings --------------------------------------------------------------------------------
 
 
+def embedder_config(
+    backend: str = "onnx", model_path: str | Path | None = None, adapter: str = "auto"
+) -> Any:
+    """The ``EmbedderConfig`` the benchmarks embed with (the gateway's defaults otherwise)."""
+    from sidecache.config import EmbedderConfig
+
+    return EmbedderConfig(
+        backend=backend,  # type: ignore[arg-type]
+        model_path=str(model_path) if model_path else "",
+        adapter=adapter,
+    )
+
+
 def make_encoder(
-    backend: str = "onnx", model_path: str | Path | None = None
+    backend: str = "onnx", model_path: str | Path | None = None, adapter: str = "auto"
 ) -> Callable[[list[str]], np.ndarray]:
     """A function that embeds texts with the gateway's own embedder, normalised float32.
 
     ``sidecache.cache.embedder.load_embedder`` builds it, so the numbers are the ones the
     gateway sees; ``onnx`` measures the exported int8 model (kept under ``benchmarks/.cache``).
     ``model_path`` is a local sentence-transformers folder (``EmbedderConfig.model_path``);
-    None: the bundled model.
+    None: the bundled model. ``adapter`` is ``EmbedderConfig.adapter`` (``auto``: the shipped
+    adapter, with the bundled model only; ``none``: the plain model).
     """
     from sidecache.cache.embedder import load_embedder
-    from sidecache.config import EmbedderConfig
 
     data_dir = CACHE_DIR / "sidecache-data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    cfg = EmbedderConfig(
-        backend=backend,  # type: ignore[arg-type]
-        model_path=str(model_path) if model_path else "",
-    )
-    emb = load_embedder(cfg, data_dir)
+    emb = load_embedder(embedder_config(backend, model_path, adapter), data_dir)
     return lambda texts: np.asarray(emb.encode(texts), dtype=np.float32)
 
 
-def cache_key(backend: str, model_path: str | Path | None = None) -> str:
-    """The name the vectors of ``backend`` (and of a model folder, if given) are cached under.
-
-    The bundled model keeps the bare backend name. Another folder gets ``<backend>+<hash>``,
-    the hash taken over its configuration and weights, so a retrained model never reuses stale
-    vectors (and ``emb-onnx-*`` never matches its files).
-    """
-    if not model_path:
-        return backend
-    folder = Path(model_path)
+def _file_digest(files: Sequence[tuple[str, Path]]) -> str:
     h = hashlib.sha1()
-    for f in sorted(folder.rglob("*")):
-        if f.is_file() and (f.suffix in {".json", ".safetensors", ".bin"}):
-            h.update(str(f.relative_to(folder)).encode() + b"\0" + f.read_bytes())
-    return f"{backend}+{h.hexdigest()[:12]}"
+    for name, f in files:
+        h.update(name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def cache_key(backend: str, model_path: str | Path | None = None, adapter: str = "auto") -> str:
+    """The name the vectors of an embedder configuration are cached under.
+
+    The bundled model without an adapter keeps the bare backend name (``onnx``, ``torch``).
+    Another model folder adds ``+<hash>`` of its configuration and weights, an adapter adds
+    ``+a<hash>`` of its file, so a retrained model or adapter never reuses stale vectors (and
+    ``emb-onnx-*`` never matches their files).
+    """
+    from sidecache.cache.embedder import resolve_adapter
+
+    key = backend
+    if model_path:
+        folder = Path(model_path)
+        files = [
+            (str(f.relative_to(folder)), f)
+            for f in sorted(folder.rglob("*"))
+            if f.is_file() and f.suffix in {".json", ".safetensors", ".bin"}
+        ]
+        key += "+" + _file_digest(files)
+    adapter_file = resolve_adapter(embedder_config(backend, model_path, adapter))
+    if adapter_file is not None:
+        key += "+a" + _file_digest([("adapter", adapter_file)])
+    return key
 
 
 def _load_store(backend: str) -> dict[str, np.ndarray]:
@@ -236,20 +260,21 @@ def embed_texts(
     chunk: int = 256,
     progress: bool = True,
     model_path: str | Path | None = None,
+    adapter: str = "auto",
 ) -> np.ndarray:
     """Embeddings of ``texts`` (row i for text i), computed once and kept on disk.
 
     Vectors are looked up in every cache file of the backend, so a ``--limit`` run reuses a
     full run's work; only texts never seen are embedded, then saved as one more cache file.
-    ``model_path``: embed with that sentence-transformers folder instead of the bundled model
-    (cached apart, see :func:`cache_key`).
+    ``model_path`` and ``adapter`` pick the model as in :func:`make_encoder` (each
+    configuration is cached apart, see :func:`cache_key`).
     """
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    key_name = cache_key(backend, model_path)
+    key_name = cache_key(backend, model_path, adapter)
     store = _load_store(key_name)
     missing = sorted(set(texts) - store.keys())
     if missing:
-        enc = encoder or make_encoder(backend, model_path)
+        enc = encoder or make_encoder(backend, model_path, adapter)
         from tqdm import tqdm
 
         parts = []
@@ -277,8 +302,11 @@ def embed_texts(
 
 
 def embed_pairs(
-    ps: PairSet, backend: str = "onnx", model_path: str | Path | None = None
+    ps: PairSet,
+    backend: str = "onnx",
+    model_path: str | Path | None = None,
+    adapter: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectors for both sides of every pair (one embedding pass over the unique texts)."""
-    allv = embed_texts(ps.a + ps.b, backend=backend, model_path=model_path)
+    allv = embed_texts(ps.a + ps.b, backend=backend, model_path=model_path, adapter=adapter)
     return allv[: len(ps)], allv[len(ps) :]

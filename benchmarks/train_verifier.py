@@ -90,10 +90,11 @@ def distill_word_vectors(
     backend: str,
     dim: int,
     model_path: str | None = None,
+    adapter: str = "auto",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Embed each word alone with the sentence model, PCA to ``dim``, quantise to int8."""
     words = [surface.get(s, s) for s in stems]
-    vecs = pairs.embed_texts(words, backend=backend, model_path=model_path)
+    vecs = pairs.embed_texts(words, backend=backend, model_path=model_path, adapter=adapter)
     mean = vecs.mean(axis=0, keepdims=True)
     centred = vecs - mean
     # PCA by SVD of the covariance (small: 384 x 384)
@@ -344,6 +345,12 @@ def main() -> None:
         " finetune_embedder.py --save-merged); empty: the bundled model",
     )
     ap.add_argument(
+        "--adapter",
+        default="auto",
+        help="the embedder adapter, as cache.embedder.adapter: auto (the shipped one, bundled"
+        " model only), none, or a .npz path",
+    )
+    ap.add_argument(
         "--report",
         default=str(pairs.RESULTS_DIR / "train_verifier.json"),
         help="where the held-out figures are written",
@@ -370,7 +377,9 @@ def main() -> None:
     idf, default_idf, df, surface = build_idf(q_tr.a + q_tr.b + p_tr.a + p_tr.b)
     vocab = [w for w, _ in df.most_common() if w in idf and w.isalpha()][: args.max_words]
     print(f"idf over {len(idf)} stems; distilling {len(vocab)} word vectors")
-    _, vec_spec = distill_word_vectors(vocab, surface, args.backend, args.dim, model_path)
+    _, vec_spec = distill_word_vectors(
+        vocab, surface, args.backend, args.dim, model_path, args.adapter
+    )
     spec: dict[str, Any] = {
         "version": 1,
         "features": list(V.FEATURE_NAMES),
@@ -381,7 +390,7 @@ def main() -> None:
 
     # 2. sentence vectors and the projection (out-of-fold on QQP train components)
     vq_tr, vq_te, vp_tr, vp_te, vp_all = (
-        pairs.embed_pairs(x, backend=args.backend, model_path=model_path)
+        pairs.embed_pairs(x, backend=args.backend, model_path=model_path, adapter=args.adapter)
         for x in (q_tr, q_te, p_tr, p_te, pp)
     )
     cos = {
@@ -552,7 +561,9 @@ def main() -> None:
     }
     if model_path:
         spec["meta"]["embedder_model_path"] = model_path
-        spec["meta"]["embedder_cache_key"] = pairs.cache_key(args.backend, model_path)
+    key = pairs.cache_key(args.backend, model_path, args.adapter)
+    if key != args.backend:  # vectors from a tuned model or with an adapter: say which
+        spec["meta"]["embedder_cache_key"] = key
     Path(args.out).write_bytes(json.dumps(spec, separators=(",", ":")).encode())
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=1))
