@@ -12,7 +12,9 @@ cosine and for cosine + verifier (at the verifier's shipped cutoff), then recomm
 Definitions (pair files): a pair is *served* when cosine >= threshold and, with the verifier on,
 the verifier accepts it. precision = served positives / served; recall = served positives /
 positives; hit rate = served / pairs; false-hit rate = served negatives / negatives.
-Retrieval files: correct hit = the query's own origin served; wrong hit = another origin served;
+Retrieval files: correct hit = the query's own origin served; wrong hit = another origin served
+(of the candidates that pass, near ties on cosine go to the closest wording, as in the gateway:
+``sidecache.cache.ranking``);
 precision = correct / (correct + wrong); recall = correct / queries; false-hit rate = wrong /
 queries.
 
@@ -41,9 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import pairs
 
+from sidecache.cache.ranking import choose, surface_similarity
+from sidecache.cache.semantic import SEARCH_K
+
 DEFAULT_THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.50, 0.991, 0.01))
 DEFAULT_CUTOFFS = tuple(round(x, 2) for x in np.arange(0.05, 0.991, 0.01))
-TOP_K = 5
+TOP_K = SEARCH_K  # candidates per query, as the gateway
 
 
 @dataclass
@@ -72,6 +77,7 @@ class SweepData:
     cos: np.ndarray  # pairs: (n,); retrieval: (n, k) best-first
     score: np.ndarray  # verifier score, same shape
     label: np.ndarray  # pairs: (n,) 0/1; retrieval: (n, k) 1 where the candidate is the right one
+    surface: np.ndarray  # retrieval: (n, k) wording overlap with the query (near ties); pairs: (0,)
     shipped_cutoff: float
     category: list[str]
 
@@ -103,6 +109,9 @@ def prepare(
         idx = np.argsort(-sims, axis=1)[:, :k]
         cos = np.take_along_axis(sims, idx, axis=1)
         label = (idx == np.arange(len(ps))[:, None]).astype(np.int8)
+        surface = np.array(
+            [[surface_similarity(ps.b[i], ps.a[int(o)]) for o in idx[i]] for i in range(len(ps))]
+        )
         score = np.zeros_like(cos)
         for i in tqdm(range(len(ps)), desc="verifier", disable=not progress, leave=False):
             for j in range(k):
@@ -115,6 +124,7 @@ def prepare(
         va, vb = pairs.embed_pairs(ps, backend=backend)
         cos = np.einsum("ij,ij->i", va, vb)
         label = ps.label.astype(np.int8)
+        surface = np.zeros(0)
         score = np.array(
             [
                 ver.score(ps.b[i], ps.a[i], float(cos[i]), *((vb[i], va[i]) if use_vectors else ()))
@@ -131,6 +141,7 @@ def prepare(
         cos=cos,
         score=score,
         label=label,
+        surface=surface,
         shipped_cutoff=ver.cutoff,
         category=ps.category,
     )
@@ -142,12 +153,12 @@ def evaluate(d: SweepData, threshold: float, cutoff: float | None) -> Row:
     if cutoff is not None:
         ok = ok & (d.score >= cutoff)
     if d.retrieval:
-        first = np.where(ok.any(axis=1), ok.argmax(axis=1), -1)
-        served_mask = first >= 0
-        right = np.zeros(d.n, dtype=bool)
-        right[served_mask] = d.label[np.flatnonzero(served_mask), first[served_mask]] == 1
-        served = int(served_mask.sum())
-        correct = int(right.sum())
+        served = correct = 0
+        for i in np.flatnonzero(ok.any(axis=1)):  # as the gateway serves: near ties by wording
+            cand = np.flatnonzero(ok[i])
+            pick = cand[choose(d.cos[i, cand].tolist(), lambda j, i=i, c=cand: d.surface[i, c[j]])]
+            served += 1
+            correct += int(d.label[i, pick] == 1)
         wrong = served - correct
         recall = correct / max(d.n, 1)
         false_hit = wrong / max(d.n, 1)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from sidecache.cache.embedder import Embedder
 from sidecache.cache.policy import Decision, decide
+from sidecache.cache.ranking import NEAR_TIE
 from sidecache.cache.semantic import SemanticCache
 from sidecache.config import CacheConfig
 
@@ -296,3 +297,27 @@ def test_large_scope_switches_to_hnsw_in_the_background(tmp_path: Path, embedder
 
     run_with(tmp_path, embedder, fill, cfg=cfg)
     run_with(tmp_path, embedder, reopen, cfg=cfg)
+
+
+def test_near_ties_go_to_the_closest_wording(tmp_path: Path, embedder: Embedder) -> None:
+    # the same question cached twice with small edits: cosine prefers the second by a hair
+    # (0.958 against 0.957), the wording is the first's
+    first = "What's the command to list docker containers?"
+    second = "What is the command to list Docker containers?"
+    query = "What's the command for listing docker containers?"
+    q, a, b = embedder.encode([query, first, second])
+    assert abs(float(q @ a) - float(q @ b)) < NEAR_TIE  # a near tie on meaning
+
+    async def body(cache: SemanticCache) -> None:
+        for system, order in (("One.", (first, second)), ("Two.", (second, first))):
+            ids = {
+                text: await cache.store(
+                    request(text, system=system), completion(text), tenant="acme", model="gpt"
+                )
+                for text in order
+            }
+            assert len(set(ids.values())) == 2
+            hit = await cache.lookup(request(query, system=system), threshold=0.8)
+            assert hit is not None and hit.kind == "semantic" and hit.entry.id == ids[first]
+
+    run_with(tmp_path, embedder, body)

@@ -4,8 +4,10 @@ It wires the parts together: the ``Store`` (durable entries), one FAISS index pe
 (``IndexSet``), the embedder behind a ``MicroBatcher``. A lookup tries the exact layer first (the
 key hash: no embedding at all), then, if the scope has any vectors, embeds the last user turn and
 searches the scope; candidates at or above the threshold are offered best-first to the hit
-verifier. A scope with no vectors yet (every first turn of a new conversation) costs no embedding
-on the lookup path; the vector is computed when the answer is stored.
+verifier, and of those it accepts, near ties on cosine go to the closest wording
+(``sidecache.cache.ranking``). A scope with no vectors yet (every first turn of a new
+conversation) costs no embedding on the lookup path; the vector is computed when the answer is
+stored.
 
 Blocking work never runs on the event loop: SQLite on one dedicated thread, FAISS on another,
 the model on the batcher's. Expiry and LRU eviction happen in a background sweeper, never on the
@@ -33,6 +35,7 @@ from sidecache.cache.batcher import MicroBatcher
 from sidecache.cache.embedder import Embedder, load_embedder
 from sidecache.cache.index import IndexSet
 from sidecache.cache.policy import Decision
+from sidecache.cache.ranking import NEAR_TIE, choose, surface_similarity
 from sidecache.cache.store import (
     ChangeEvent,
     ChangeLogGap,
@@ -58,7 +61,8 @@ Verify = Callable[[str, str, float, "npt.NDArray[np.float32]", "npt.NDArray[np.f
 Must be quick: it runs on the event loop, after the FAISS match passed the threshold."""
 
 _PENDING_VECTORS = 4096
-_SEARCH_K = 4
+SEARCH_K = 4
+"""Candidates a semantic lookup takes from the index (the verifier may refuse the best)."""
 _ERROR_LOG_INTERVAL = 10.0
 _FOLLOW_BLOCK_MS = 500
 _FOLLOW_RETRY_SECONDS = 1.0
@@ -330,26 +334,37 @@ class SemanticCache:
         self._counts["semantic_lookups"] += 1
         vec = await self._batcher.embed(decision.key_text)
         self._remember(decision.key_hash, vec)
-        found = await self._in_index(self._index.search, decision.scope, vec, _SEARCH_K)
+        found = await self._in_index(self._index.search, decision.scope, vec, SEARCH_K)
         found = [(i, s) for i, s in found if s >= threshold]
         if not found:
             return None
         entries = await self._in_store(self.store_backend.get_many, [i for i, _ in found])
         by_id = {e.id: e for e in entries}
+        accepted: list[tuple[Entry, float]] = []
         for entry_id, score in found:
+            similarity = min(score, 1.0)
+            if accepted and similarity < accepted[0][1] - NEAR_TIE:
+                break  # out of the running: no need to verify it
             entry = by_id.get(entry_id)
             if entry is None or entry.expired(now):
                 continue
-            similarity = min(score, 1.0)
             if verify is not None and not verify(
                 decision.key_text, entry.key_text, similarity, vec, entry.vector_array()
             ):
                 self._counts["verifier_rejections"] += 1
                 continue
-            self.store_backend.touch(entry.id, now)
-            self._counts["semantic_hits"] += 1
-            return Hit(entry, "semantic", similarity)
-        return None
+            accepted.append((entry, similarity))
+        if not accepted:
+            return None
+        entry, similarity = accepted[
+            choose(
+                [s for _, s in accepted],
+                lambda i: surface_similarity(decision.key_text, accepted[i][0].key_text),
+            )
+        ]
+        self.store_backend.touch(entry.id, now)
+        self._counts["semantic_hits"] += 1
+        return Hit(entry, "semantic", similarity)
 
     # -- writes ------------------------------------------------------------------------------
 
