@@ -6,11 +6,13 @@ pre-embedding function, SQLite + FAISS data manager, ``SearchDistanceEvaluation`
 and ``Config(similarity_threshold=t)``. With unit vectors FAISS returns squared L2 distance
 d = 2 - 2 cos; GPTCache hits when ``4 - d >= 4 t``, that is cos >= 2t - 1. So its published
 thresholds 0.95 / 0.90 / 0.80 mean cosine 0.90 / 0.80 / 0.60, and sidecache is run at those same
-cosines (plus its own recommended operating point) so the verifier is the only difference.
+cosines (plus its own recommended operating point), verifier on and off, so the differences are
+sidecache's ranking and its verifier.
 
 Sidecache runs through ``sidecache.cache.semantic.SemanticCache`` (exact layer, FAISS search of
-the best 4 candidates offered best-first to the verifier), with the shipped hit verifier given
-the two sentence vectors (the query's and the stored entry's).
+the best 4 candidates offered best-first to the verifier, near ties on cosine going to the
+closest wording), with the shipped hit verifier given the two sentence vectors (the query's and
+the stored entry's).
 
 Two protocols:
 

@@ -10,9 +10,10 @@ So candidates that passed the threshold (and the verifier) and are within :data:
 the best one count as tied on meaning, and the tie goes to the one whose *surface* is closest to
 the new prompt: the Jaccard overlap of raw character 4-grams, case, punctuation and code quoting
 kept, because identifiers, backticks and casing are what near-duplicate prompts differ in and
-what the asker copied. Measured with ``benchmarks/threshold_sweep.py`` on
-``gptcache_mock_data.json``: correct / wrong hits at cosine 0.90 go from 676 / 39 to 689 / 26, at
-0.80 from 879 / 79 to 904 / 54. Lower-cased 3-grams or word overlap gain about half as much.
+what the asker copied. Measured with ``benchmarks/vs_gptcache.py`` on ``gptcache_mock_data.json``
+(verifier off, correct / wrong hits): at cosine 0.90 from 673 / 43 to 682 / 34, at 0.80 from
+881 / 74 to 896 / 59, at 0.60 from 910 / 86 to 927 / 69. In an offline sweep, lower-cased 3-grams
+or word overlap gained about half as much as raw 4-grams, 3- and 5-grams a little less.
 
 Costs nothing in the common case of one candidate within the margin; otherwise a few sets of
 4-grams (well under a millisecond for prompts of a few kilobytes).
