@@ -205,6 +205,15 @@ def make_encoder(
     return lambda texts: np.asarray(emb.encode(texts), dtype=np.float32)
 
 
+def load_verifier(path: str | None = None, backend: str = "onnx") -> Any:
+    """The hit verifier as the gateway runs it next to this embedder (``Verifier.for_embedder``:
+    a projection trained on other vectors is ignored)."""
+    from sidecache.cache.embedder import vectors_id
+    from sidecache.cache.verifier import Verifier
+
+    return Verifier.load(path).for_embedder(vectors_id(embedder_config(backend)))
+
+
 def _file_digest(files: Sequence[tuple[str, Path]]) -> str:
     h = hashlib.sha1()
     for name, f in files:

@@ -94,9 +94,7 @@ def prepare(
     """Load a pair file, embed it (cached) and score every candidate pair with the verifier."""
     from tqdm import tqdm
 
-    from sidecache.cache.verifier import Verifier
-
-    ver = Verifier.load(verifier_path)
+    ver = pairs.load_verifier(verifier_path, backend)
     ps = pairs.load_pairs(path, limit=limit, split=split)
     name = Path(path).name.split(".")[0] + (f"_{split}" if split and split != "all" else "")
     if limit:
@@ -360,15 +358,13 @@ def speed(
     Cold: every prompt seen for the first time (the text analysis is computed); warm: the stored
     prompt's analysis already memoised, as it is for entries that get queried again.
     """
-    from sidecache.cache.verifier import Verifier
-
     ps = pairs.load_pairs(path, limit=limit)
     va, vb = pairs.embed_pairs(ps, backend=backend)
     cos = np.einsum("ij,ij->i", va, vb)
     out: dict[str, float] = {}
     for label, vecs in (("with_vectors", True), ("without_vectors", False)):
         for state in ("cold", "warm"):
-            ver = Verifier.load(verifier_path)
+            ver = pairs.load_verifier(verifier_path, backend)
             if state == "warm":
                 for a in ps.a:
                     ver.features(a, a, 1.0)

@@ -69,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 import pairs
 
 from sidecache.cache import verifier as V
+from sidecache.cache.embedder import vectors_id
 
 MODEL_OUT = pairs.ROOT / "src" / "sidecache" / "cache" / "verifier_model.json"
 SEED = 20240611
@@ -636,6 +637,8 @@ def main() -> None:
         "default_threshold": args.default_threshold,
         "max_false_hit": args.max_false_hit,
         "seed": SEED,
+        # the projection fits these vectors only; the gateway checks it at start
+        "vectors": vectors_id(pairs.embedder_config(args.backend, model_path, args.adapter)),
     }
     if model_path:
         spec["meta"]["embedder_model_path"] = model_path

@@ -208,13 +208,13 @@ async def run_sidecache(
     encode_many: Callable[[list[str]], np.ndarray],
     workdir: Path,
     settings: list[tuple[str, float, bool]],
+    backend: str,
 ) -> list[Outcome]:
     from sidecache.cache.policy import Decision, normalise_key
     from sidecache.cache.semantic import SemanticCache
-    from sidecache.cache.verifier import Verifier
     from sidecache.config import CacheConfig
 
-    verifier = Verifier.load()
+    verifier = pairs.load_verifier(backend=backend)
     cfg = CacheConfig(sweep_interval_seconds=0, max_entries=1_000_000)
     cache = SemanticCache(cfg, workdir / "sidecache", embedder=_SharedEncoder(encode_many))
     await cache.start()
@@ -327,7 +327,7 @@ def main() -> None:
         atexit.register(shutil.rmtree, workdir, True)
         t0 = time.perf_counter()
         g = run_gptcache(wl, encode_one, workdir, GPTCACHE_THRESHOLDS)
-        s = asyncio.run(run_sidecache(wl, encode_many, workdir, settings))
+        s = asyncio.run(run_sidecache(wl, encode_many, workdir, settings, args.backend))
         rows = [o.row() for o in g + s]
         print_table(wl.name, rows, len(wl.queries))
         print(f"({time.perf_counter() - t0:.0f}s)")

@@ -68,9 +68,20 @@ def build_app(config: Config) -> Starlette:
             cache = SemanticCache(config.cache, data_dir)
             await cache.start()
             if config.cache.verifier.enabled:
+                from sidecache.cache.embedder import vectors_id
                 from sidecache.cache.verifier import Verifier
 
-                verify = Verifier.load(config.cache.verifier.model_path or None).check
+                verifier = Verifier.load(config.cache.verifier.model_path or None)
+                vectors = vectors_id(config.cache.embedder)
+                if vectors != verifier.vectors:
+                    log.warning(
+                        "the hit verifier was trained on vectors of %s, the embedder makes %s:"
+                        " it judges by the text alone (retrain it with"
+                        " benchmarks/train_verifier.py for this embedder)",
+                        verifier.vectors,
+                        vectors,
+                    )
+                verify = verifier.for_embedder(vectors).check
         state.cache = cache
         redactor = Redactor(config.pii.kinds or None) if config.pii.enabled else None
         state.pipeline = Pipeline(

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from sidecache.cache.adapter import Adapter, adapted_model
-from sidecache.cache.embedder import load_embedder, resolve_adapter, resolve_model_path
+from sidecache.cache.embedder import (
+    load_embedder,
+    resolve_adapter,
+    resolve_model_path,
+    vectors_id,
+)
 from sidecache.cache.policy import decide
 from sidecache.config import CacheConfig, EmbedderConfig
 from sidecache.errors import ConfigError
@@ -108,3 +113,15 @@ def test_the_embedding_space_is_part_of_the_scope() -> None:
     assert scope("model-a") != scope("model-b")
     assert scope("model-a") == scope("model-a")
     assert scope("") != scope("model-a")
+
+
+def test_vectors_id_names_the_model_and_the_adapter(tmp_path: Path) -> None:
+    assert vectors_id(EmbedderConfig(adapter="none")) == "bundled"
+    one = write_adapter(tmp_path / "one.npz", 1.0)
+    two = write_adapter(tmp_path / "two.npz", 2.0)
+    with_one = vectors_id(EmbedderConfig(adapter=str(one)))
+    assert with_one.startswith("bundled+adapter:")
+    assert with_one != vectors_id(EmbedderConfig(adapter=str(two)))
+    assert with_one == vectors_id(EmbedderConfig(adapter=str(one)))  # content, not path
+    own = resolve_model_path(EmbedderConfig(adapter="none"))
+    assert vectors_id(EmbedderConfig(model_path=str(own))) == f"model:{own.name}"

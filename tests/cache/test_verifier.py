@@ -302,3 +302,17 @@ def test_forest_walk_matches_the_plain_walk() -> None:
     x = rng.normal(size=(64, n_features))
     x[rng.random(x.shape) < 0.1] = np.nan  # missing values take each node's learned side
     np.testing.assert_array_equal(forest.predict_raw(x), forest.predict_raw_reference(x))
+
+
+def test_a_projection_for_other_vectors_is_set_aside(
+    verifier: Verifier, embed: dict[tuple[str, str], Embedded]
+) -> None:
+    """Another embedder (an adapter added or removed) moves every vector: the projection
+    trained on the old ones must not score the new ones, the text features still do."""
+    assert verifier.for_embedder(verifier.vectors) is verifier
+    other = verifier.for_embedder("model:something-else")
+    assert other.projection is None and other.cutoff == verifier.cutoff
+    a, b = next(iter(embed))
+    sim, u, v = embed[(a, b)]
+    assert other.score(a, b, sim, u, v) == other.score(a, b, sim)
+    assert Verifier.rules_only().for_embedder("anything").projection is None

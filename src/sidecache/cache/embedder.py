@@ -13,6 +13,7 @@ before anything is loaded.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -35,6 +36,7 @@ __all__ = [
     "max_seq_length",
     "resolve_model_path",
     "set_offline",
+    "vectors_id",
 ]
 
 
@@ -158,6 +160,21 @@ def resolve_adapter(cfg: EmbedderConfig) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"cache.embedder.adapter: no adapter file at {path}")
     return path
+
+
+def vectors_id(cfg: EmbedderConfig) -> str:
+    """Names the vectors a configuration makes, for what was trained on them.
+
+    The verifier's learned projection only fits the vectors it was trained on, so its model file
+    records this name (``benchmarks/train_verifier.py``) and the gateway compares it at start:
+    ``bundled``, ``bundled+adapter:<sha256 of the adapter file>``, or ``model:<folder name>``
+    (plus the adapter) for a model of your own.
+    """
+    name = f"model:{resolve_model_path(cfg).name}" if cfg.model_path else "bundled"
+    adapter = resolve_adapter(cfg)
+    if adapter is not None:
+        name += "+adapter:" + hashlib.sha256(adapter.read_bytes()).hexdigest()[:16]
+    return name
 
 
 def require(module: str, package: str, backend: str) -> None:

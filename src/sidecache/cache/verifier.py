@@ -1116,6 +1116,23 @@ class Verifier:
             return self
         return Verifier(self.forest, cutoff, self.vetoes, self.lexical, self.projection, self.meta)
 
+    @property
+    def vectors(self) -> str:
+        """The embedder whose vectors the projection was trained on
+        (``sidecache.cache.embedder.vectors_id``; models from before adapters say nothing)."""
+        return str(self.meta.get("vectors", "bundled"))
+
+    def for_embedder(self, vectors: str) -> Verifier:
+        """This model, or a copy that ignores sentence vectors if they come from another embedder.
+
+        A projection trained on other vectors would score nonsense (an adapter moves every
+        vector), whereas the trees were also trained on rows without vectors, so judging by the
+        text alone is the safe fallback.
+        """
+        if vectors == self.vectors or self.projection is None:
+            return self
+        return Verifier(self.forest, self.cutoff, self.vetoes, self.lexical, None, self.meta)
+
     def project_cosine(self, qvec: np.ndarray | None, cvec: np.ndarray | None) -> float:
         """Cosine after the learned projection, NaN without vectors or projection."""
         if qvec is None or cvec is None or self.projection is None:
