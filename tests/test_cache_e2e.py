@@ -7,6 +7,7 @@ never leak between tests (which is itself the namespace isolation under test).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -390,3 +391,27 @@ def test_tenants_never_share_entries(upstreams, gateway_factory, tmp_path: Path)
     assert raw.headers["x-sidecache"] == "miss"
     with g.http(api_key=keys["acme"]) as http:
         assert http.get("/admin/cache/entries").status_code == 401
+
+
+def test_a_verifier_for_other_vectors_judges_by_text(
+    upstreams, gateway_factory, tmp_path: Path
+) -> None:
+    """A verifier trained next to another embedder (here: its file says so) must not score this
+    embedder's vectors with its projection: the gateway says so at start and keeps verifying."""
+    shipped = Path(__file__).resolve().parents[1] / "src/sidecache/cache/verifier_model.json"
+    spec = json.loads(shipped.read_bytes())
+    spec.setdefault("meta", {})["vectors"] = "model:another-embedder"
+    other = tmp_path / "verifier_other.json"
+    other.write_text(json.dumps(spec))
+    g = gateway_factory(
+        cache_config(upstreams, tmp_path, cache_extra=f'verifier = {{ model_path = "{other}" }}\n')
+    )
+    log = g.log_path.read_text()
+    assert "trained on vectors of model:another-embedder" in log and "text alone" in log
+    ns = "other-vectors"
+    chat(g, "How do I enable two-factor authentication on GitHub?", ns)
+    wait_stored(g, ns)
+    assert outcome(g, "How do I disable two-factor authentication on GitHub?", ns) == "miss"
+    chat(g, PARA_A, ns)
+    wait_stored(g, ns, 2)
+    assert outcome(g, PARA_B, ns) == "hit-semantic"
