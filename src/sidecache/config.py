@@ -96,7 +96,13 @@ class ServerConfig(Base, frozen=True):
     data_dir: str = ".sidecache"
     log_prompts: bool = False
     allow_anonymous: bool | None = None
-    """None: anonymous requests are allowed only when bound to loopback and no key exists."""
+    """None: anonymous requests are allowed only when bound to loopback and no key was ever
+    created (revoking the last key does not open the gateway)."""
+    body_timeout_seconds: Annotated[float, Meta(gt=0)] = 30.0
+    """Longest time to receive a request body once its headers arrived; then 408."""
+    max_connections: Positive = 1024
+    """Requests handled at once; past it a request gets 503 at once (slow or stuck clients
+    cannot hold every file descriptor)."""
 
 
 class EmbedderConfig(Base, frozen=True):
@@ -191,6 +197,9 @@ class LimitsConfig(Base, frozen=True):
     """Spend ceilings per tenant name, on top of each key's own budget."""
     budget_flush_seconds: Annotated[float, Meta(gt=0)] = 1.0
     """How often recorded spend is written to the state database (and re-read from it)."""
+    completion_estimate_tokens: Positive = 1024
+    """Completion tokens a miss holds budget for when it sets no ``max_tokens`` and its model
+    alias has not answered yet (after that: the largest of its recent answers)."""
 
 
 class PIIConfig(Base, frozen=True):
@@ -338,6 +347,40 @@ def from_env(env: dict[str, str] | None = None) -> Config:
             "api_key": env["ANTHROPIC_API_KEY"],
         }
     data: dict[str, Any] = {"providers": providers, "passthrough_models": True}
-    if env.get("SIDECACHE_ADMIN_KEY"):
-        data["server"] = {"admin_key": env["SIDECACHE_ADMIN_KEY"]}
     return from_dict(data, env)
+
+
+SERVER_ENV = {
+    "SIDECACHE_HOST": "host",
+    "PORT": "port",
+    "SIDECACHE_PORT": "port",
+    "SIDECACHE_DATA_DIR": "data_dir",
+    "SIDECACHE_ADMIN_KEY": "admin_key",
+    "SIDECACHE_ALLOW_ANONYMOUS": "allow_anonymous",
+}
+"""Variables that set ``[server]`` fields (over the file; ``--host``/``--port`` win over both).
+``PORT`` is what Cloud Run and similar platforms set; ``SIDECACHE_PORT`` wins over it."""
+
+
+def server_from_env(cfg: Config, env: dict[str, str] | None = None) -> Config:
+    """``cfg`` with the ``[server]`` fields that the environment sets (``SERVER_ENV``)."""
+    env = dict(os.environ) if env is None else env
+    changes: dict[str, Any] = {}
+    for var, field in SERVER_ENV.items():  # later entries win (SIDECACHE_PORT over PORT)
+        value = env.get(var)
+        if value is None or value == "":
+            continue
+        if field == "port":
+            if not value.isdigit() or not 0 <= int(value) <= 65535:
+                raise ConfigError(f"{var}={value!r} is not a port number")
+            changes[field] = int(value)
+        elif field == "allow_anonymous":
+            flag = value.strip().lower()
+            if flag not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"{var}={value!r} must be true or false")
+            changes[field] = flag in ("true", "1", "yes")
+        else:
+            changes[field] = value
+    if not changes:
+        return cfg
+    return msgspec.structs.replace(cfg, server=msgspec.structs.replace(cfg.server, **changes))

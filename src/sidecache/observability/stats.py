@@ -35,6 +35,7 @@ class _Counts:
     """Counters for one slice (a tenant, a model, a tag, or everything)."""
 
     __slots__ = (
+        "abandoned",
         "bypass",
         "completion_tokens",
         "cost_usd",
@@ -51,7 +52,7 @@ class _Counts:
 
     def __init__(self) -> None:
         self.requests = self.hit_exact = self.hit_semantic = self.misses = 0
-        self.bypass = self.errors = self.estimated = 0
+        self.bypass = self.errors = self.estimated = self.abandoned = 0
         self.prompt_tokens = self.completion_tokens = self.saved_tokens = 0
         self.cost_usd = self.saved_usd = 0.0
 
@@ -68,6 +69,8 @@ class _Counts:
             self.bypass += 1
         else:
             self.errors += 1
+        if rec.status == 499:
+            self.abandoned += 1
         self.prompt_tokens += rec.prompt_tokens
         self.completion_tokens += rec.completion_tokens
         self.saved_tokens += rec.saved_tokens
@@ -94,6 +97,7 @@ class _Counts:
             "cost_usd": round(self.cost_usd, 6),
             "saved_usd": round(self.saved_usd, 6),
             "usage_estimated": self.estimated,
+            "abandoned": self.abandoned,
         }
 
 

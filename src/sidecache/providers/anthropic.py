@@ -12,12 +12,19 @@ from typing import Any
 
 import orjson
 
-from sidecache.api.completion import new_id
-from sidecache.api.schemas import message_text
-from sidecache.api.sse import iter_events
 from sidecache.config import ProviderConfig
 from sidecache.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
-from sidecache.providers.base import make_client, post_json, status_error, upstream_errors
+from sidecache.openai.ids import new_id
+from sidecache.openai.schemas import message_text
+from sidecache.openai.sse import iter_events
+from sidecache.providers.base import (
+    describe,
+    get_model_ids,
+    make_client,
+    post_json,
+    status_error,
+    upstream_errors,
+)
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -254,6 +261,8 @@ class Anthropic:
 
     def __init__(self, name: str, cfg: ProviderConfig) -> None:
         self.name = name
+        self.label = describe(name, cfg.base_url)
+        """How errors name this upstream: the provider and its host, never a key."""
         self.cfg = cfg
         base = cfg.base_url.rstrip("/")
         self._url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
@@ -271,11 +280,11 @@ class Anthropic:
             self._url,
             payload,
             self._headers,
-            provider=self.name,
+            provider=self.label,
             total=self.cfg.timeouts.total,
         )
         if not isinstance(data, dict) or data.get("type") != "message":
-            raise UpstreamProtocolError(f"{self.name}: upstream answer is not a message")
+            raise UpstreamProtocolError(f"{self.label}: upstream answer is not a message")
         return from_message(data)
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -285,27 +294,31 @@ class Anthropic:
             "POST", self._url, content=payload, headers=self._headers
         )
         translator = ChunkTranslator()
-        with upstream_errors(self.name):
+        with upstream_errors(self.label):
             response = await self._client.send(request, stream=True)
             try:
                 if response.status_code >= 400:
-                    raise status_error(self.name, response, await response.aread())
+                    raise status_error(self.label, response, await response.aread())
                 async for event in iter_events(response.aiter_lines()):
                     if translator.done:
                         continue  # read to the end so the connection is reused
                     data = orjson.loads(event.data)
                     if not isinstance(data, dict):
                         raise UpstreamProtocolError(
-                            f"{self.name}: upstream sent a non-object event"
+                            f"{self.label}: upstream sent a non-object event"
                         )
                     for chunk in translator.feed(event.event, data):
                         yield chunk
                     if time.monotonic() > deadline:
-                        raise UpstreamTimeout(f"{self.name}: upstream exceeded the total timeout")
+                        raise UpstreamTimeout(f"{self.label}: upstream exceeded the total timeout")
             finally:
                 await response.aclose()
         if not translator.done:
-            raise UpstreamProtocolError(f"{self.name}: upstream stream ended before message_stop")
+            raise UpstreamProtocolError(f"{self.label}: upstream stream ended before message_stop")
+
+    async def models(self) -> list[str]:
+        url = self._url.removesuffix("/messages") + "/models"
+        return await get_model_ids(self._client, url, self._headers, provider=self.label)
 
     async def aclose(self) -> None:
         await self._client.aclose()
