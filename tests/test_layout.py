@@ -16,6 +16,7 @@ MAX_LINES = 600
 
 # package (or module) -> sidecache packages and modules it must never import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "config": ("api", "pipeline", "app", "cli", "cache", "routing", "providers", "governance"),
     "openai": ("api", "pipeline", "app", "cli", "cache", "routing", "providers", "governance"),
     "providers": ("api", "pipeline", "app", "cli", "cache", "routing", "governance"),
     "cache": ("api", "pipeline", "app", "cli", "routing", "providers", "governance"),
