@@ -27,7 +27,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from sidecache import providers
-from sidecache.api import admin, chat, errors, models, observe
+from sidecache.api import admin, chat, errors, messages, models, observe, responses
 from sidecache.api.concurrency import ConcurrencyLimit
 from sidecache.config import Config
 from sidecache.datadir import private_dir
@@ -152,6 +152,9 @@ def build_app(config: Config) -> Starlette:
     routes = [
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
         Route("/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/responses", responses.responses, methods=["POST"]),
+        Route("/responses", responses.responses, methods=["POST"]),
+        Route("/v1/messages", messages.messages, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/healthz", models.healthz, methods=["GET"]),
         Route("/readyz", models.readyz, methods=["GET"]),
