@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from sidecache.config import ProviderConfig
-from sidecache.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from sidecache.errors import BadRequest, UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from sidecache.openai.ids import new_id
 from sidecache.openai.schemas import message_text
 from sidecache.openai.sse import iter_events
@@ -27,6 +27,7 @@ from sidecache.providers.anthropic_wire import (
     tool_use_blocks,
 )
 from sidecache.providers.base import (
+    CHAT_ENDPOINTS,
     describe,
     get_model_ids,
     make_client,
@@ -223,6 +224,8 @@ class ChunkTranslator:
 class Anthropic:
     """Adapter for ``POST {base_url}/v1/messages``."""
 
+    endpoints = CHAT_ENDPOINTS
+
     def __init__(self, name: str, cfg: ProviderConfig) -> None:
         self.name = name
         self.label = describe(name, cfg.base_url)
@@ -279,6 +282,9 @@ class Anthropic:
                 await response.aclose()
         if not translator.done:
             raise UpstreamProtocolError(f"{self.label}: upstream stream ended before message_stop")
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise BadRequest(f"{self.label}: Anthropic has no embeddings API", param="model")
 
     async def models(self) -> list[str]:
         url = self._url.removesuffix("/messages") + "/models"
