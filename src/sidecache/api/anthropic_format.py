@@ -1,7 +1,9 @@
 """Anthropic's Messages API inbound (``POST /v1/messages``), translated to and from chat.
 
 A Claude client is served through the chat pipeline like any other: ``to_chat`` turns its
-request into the chat request it means (``system`` -> a system message, content blocks -> parts,
+request into the chat request it means (``system`` -> a system message, ``max_tokens`` ->
+``max_completion_tokens`` as the Responses API's ``max_output_tokens`` does, so the same question
+asked through either API shares a cache scope, content blocks -> parts,
 ``tool_use`` / ``tool_result`` -> ``tool_calls`` / tool messages, ``stop_sequences`` -> ``stop``,
 ``tool_choice`` any -> required), ``from_completion`` turns the chat.completion back into a
 Message, ``MessageEvents`` writes a streamed answer as Anthropic's event sequence
@@ -19,11 +21,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 import orjson
 from msgspec import Meta
 
 from sidecache.errors import BadRequest, GatewayError
+from sidecache.openai.decoding import convert
 from sidecache.openai.ids import new_id
 from sidecache.openai.schemas import MAX_TOKENS, Loose
 from sidecache.providers.anthropic_wire import (
@@ -54,20 +56,13 @@ class MessagesRequest(Loose):
 
 # Fields translated by hand, or Anthropic-only ones that mean nothing to a chat upstream.
 _HANDLED = frozenset(
-    {"messages", "system", "stop_sequences", "tools", "tool_choice", "metadata", "stream",
-     "thinking", "service_tier", "container", "context_management", "mcp_servers"}
+    {"messages", "system", "max_tokens", "stop_sequences", "tools", "tool_choice", "metadata",
+     "stream", "thinking", "service_tier", "container", "context_management", "mcp_servers"}
 )  # fmt: skip
 
 
 def validate_messages(body: object) -> MessagesRequest:
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    try:
-        return msgspec.convert(body, MessagesRequest)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        param = text.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in text else None
-        raise BadRequest(f"invalid request: {text}", param=param) from exc
+    return convert(body, MessagesRequest)
 
 
 # -- request: Messages -> chat ----------------------------------------------------------------
@@ -190,6 +185,7 @@ def to_chat(body: dict[str, Any], req: MessagesRequest) -> dict[str, Any]:
         else:
             raise BadRequest("`role` must be user or assistant", param=f"{where}.role")
     chat["messages"] = messages
+    chat["max_completion_tokens"] = req.max_tokens
     if req.stop_sequences:
         chat["stop"] = req.stop_sequences
     if req.tools:

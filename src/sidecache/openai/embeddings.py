@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any, Literal
 
-import msgspec
 import numpy as np
 from msgspec import Meta
 
 from sidecache.errors import BadRequest
+from sidecache.openai.decoding import convert
 from sidecache.openai.schemas import Loose
 
 __all__ = [
@@ -45,14 +45,7 @@ class EmbeddingsRequest(Loose):
 
 
 def validate_embeddings(body: object) -> EmbeddingsRequest:
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    try:
-        return msgspec.convert(body, EmbeddingsRequest)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        param = text.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in text else None
-        raise BadRequest(f"invalid request: {text}", param=param) from exc
+    return convert(body, EmbeddingsRequest)
 
 
 def _tokens(value: Any) -> bool:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-import msgspec
 from msgspec import Meta
 
 from sidecache.errors import BadRequest
+from sidecache.openai.decoding import convert
 from sidecache.openai.ids import new_id
 from sidecache.openai.schemas import MAX_TOKENS, Loose
 
@@ -83,14 +83,7 @@ _DROPPED = frozenset(
 def validate_responses(body: object) -> ResponsesRequest:
     """Check a decoded body; a bad field is a 400 naming it, stateful features a 400 saying
     the gateway keeps no responses."""
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    try:
-        req = msgspec.convert(body, ResponsesRequest)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        param = text.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in text else None
-        raise BadRequest(f"invalid request: {text}", param=param) from exc
+    req = convert(body, ResponsesRequest)
     if isinstance(req.input, list) and not req.input:
         raise BadRequest("`input` must not be empty", param="input")
     if req.previous_response_id is not None:
