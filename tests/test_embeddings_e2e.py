@@ -171,3 +171,17 @@ def test_bad_input_is_an_openai_error_never_a_500(gw: Gateway) -> None:
         listed = {m["id"]: m["endpoints"] for m in http.get("/v1/models").json()["data"]}
     assert listed["m1"] == ["chat.completions", "responses", "messages", "embeddings"]
     assert listed["claude"] == ["chat.completions", "responses", "messages"]
+
+
+def test_an_input_with_pii_is_never_cached_and_goes_upstream_redacted(
+    upstreams: UpstreamSet, gateway_factory: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    pii = "[pii]\nenabled = true\nredact_upstream = true\n"
+    gw = gateway_factory(basic_config(upstreams, tmp_path, cache=True, extra=pii))
+    inputs = ["write to jane.doe@example.com about it", "a plain sentence"]
+    client = gw.client()
+    for expected in ("0/2", "1/2"):
+        raw = client.embeddings.with_raw_response.create(model="m1", input=inputs)
+        assert raw.headers["x-sidecache-cached"] == expected
+    sent = upstreams["u1"].last_request()["body"]["input"]
+    assert len(sent) == 1 and "jane.doe@example.com" not in sent[0]

@@ -132,10 +132,11 @@ class EmbeddingsPath:
         inputs = inputs_of(req)
         self.gate.admit(ex, route.alias, body, prompt_tokens=sum(map(_estimate, inputs)))
         decisions = self._decisions(ex, body, route, inputs)
+        private, sent = self._pii(inputs)
         cache = self.pipeline.cache
         found: dict[Input, _Vector] = {}
         if decisions is not None and cache is not None and decisions[0].read:
-            found = await self._lookup(cache, inputs, decisions)
+            found = await self._lookup(cache, inputs, decisions, private)
         missing = list(dict.fromkeys(i for i in inputs if i not in found))
         cached = sum(1 for i in inputs if i in found)
         ex.outcome = "bypass" if decisions is None else "miss"
@@ -148,9 +149,10 @@ class EmbeddingsPath:
             self.gate.reserve(
                 ex, body, [t.upstream_model for t in route.targets], completion_tokens=0
             )
-            fresh = await self._upstream(ex, body, route, missing)
+            fresh = await self._upstream(ex, body, route, missing, sent)
             if decisions is not None and cache is not None and decisions[0].write:
-                await self._store(ex, cache, route, inputs, decisions, fresh)
+                stored = {i: v for i, v in fresh.items() if i not in private}
+                await self._store(ex, cache, route, inputs, decisions, stored)
             found.update(fresh)
         if cached:
             saved = {i: v for i, v in found.items() if i not in missing}
@@ -158,10 +160,31 @@ class EmbeddingsPath:
             ex.saved_model = next(iter(saved.values())).model
         return self._answer(ex, req, inputs, found, cached)
 
+    def _pii(self, inputs: list[Input]) -> tuple[set[Input], dict[Input, str]]:
+        """With PII detection on: the inputs that hold PII (never cached), and what goes
+        upstream instead of them with ``pii.redact_upstream``."""
+        redactor = self.pipeline.redactor
+        private: set[Input] = set()
+        sent: dict[Input, str] = {}
+        if redactor is None:
+            return private, sent
+        for item in inputs:
+            if isinstance(item, str):
+                redacted, kinds = redactor.redact(item)
+                if kinds:
+                    private.add(item)
+                    if self.cfg.pii.redact_upstream:
+                        sent[item] = redacted
+        return private, sent
+
     async def _lookup(
-        self, cache: SemanticCache, inputs: list[Input], decisions: list[Decision]
+        self,
+        cache: SemanticCache,
+        inputs: list[Input],
+        decisions: list[Decision],
+        private: set[Input],
     ) -> dict[Input, _Vector]:
-        unique = dict(zip(inputs, decisions, strict=True))
+        unique = {i: d for i, d in zip(inputs, decisions, strict=True) if i not in private}
         hits = await asyncio.gather(*(cache.lookup(d, threshold=1.0) for d in unique.values()))
         found: dict[Input, _Vector] = {}
         for item, hit in zip(unique, hits, strict=True):
@@ -176,9 +199,14 @@ class EmbeddingsPath:
         return found
 
     async def _upstream(
-        self, ex: Exchange, body: dict[str, Any], route: Route, missing: list[Input]
+        self,
+        ex: Exchange,
+        body: dict[str, Any],
+        route: Route,
+        missing: list[Input],
+        sent: dict[Input, str],
     ) -> dict[Input, _Vector]:
-        call = {**body, "input": [wire_input(i) for i in missing]}
+        call = {**body, "input": [wire_input(sent.get(i, i)) for i in missing]}
         result, target = await self.router.embeddings(route, call)
         ex.provider, ex.upstream_model = target.provider_name, target.upstream_model
         ex.ttft_s = time.perf_counter() - ex.ctx.started
