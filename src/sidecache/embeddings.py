@@ -285,11 +285,12 @@ class EmbeddingsPath:
             for k, item in enumerate(inputs)
         ]
         tokens = sum(found[item].tokens for item in inputs)
-        model = ex.upstream_model and str((ex.completion or {}).get("model") or "")
+        # the upstream's model name, as for chat: this call's, else the one that made the entries
+        model = str((ex.completion or {}).get("model") or next(iter(found.values())).model)
         body = {
             "object": "list",
             "data": data,
-            "model": model or next(iter(found.values())).model or req.model,
+            "model": model or req.model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
         headers = {"x-sidecache": ex.outcome, "x-sidecache-cached": f"{cached}/{len(inputs)}"}
