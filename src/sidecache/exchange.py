@@ -48,6 +48,9 @@ class Exchange:
     ctx: RequestContext
     model: str = ""
     """The model alias asked for (``_unknown`` for a name that is not one)."""
+    endpoint: str = "chat.completions"
+    """The API the client called (``chat.completions``, ``responses``, ``messages``,
+    ``embeddings``): one pipeline serves them all, the accounting tells them apart."""
     outcome: Outcome = "error"
     provider: str = ""
     upstream_model: str = ""
@@ -68,6 +71,8 @@ class Exchange:
     """The client left before the answer ended."""
     reservation: Reservation | None = None
     """Budget held for this request's estimated cost until it is settled."""
+    usage_estimated: bool = False
+    """``usage`` is the gateway's estimate (the upstream reported none)."""
     settled: bool = False
 
     def fail(self, exc: GatewayError) -> None:

@@ -204,6 +204,12 @@ class Router:
     ) -> tuple[dict[str, Any], TargetState]:
         return await self._run(route, lambda t: t.provider.complete(self._body(body, t)))
 
+    async def embeddings(
+        self, route: Route, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], TargetState]:
+        """An embeddings call, with the same retries and fallback as ``complete``."""
+        return await self._run(route, lambda t: t.provider.embeddings(self._body(body, t)))
+
     async def open_stream(
         self, route: Route, body: dict[str, Any]
     ) -> tuple[tuple[dict[str, Any], AsyncIterator[dict[str, Any]]], TargetState]:
