@@ -19,6 +19,18 @@ def load_config(path: str | None) -> config_mod.Config:
     return config_mod.load(path) if path else config_mod.from_env()
 
 
+def _check_embedder_extra(cfg: config_mod.Config) -> None:
+    """Refuse, before the server starts, an embedder configuration that needs the torch extra
+    when it is not installed (the message names the extra, instead of a failed startup)."""
+    if not (cfg.cache.enabled and cfg.cache.semantic):
+        return
+    from sidecache.cache.embedder import needs_torch, require_torch_extra
+
+    reason = needs_torch(cfg.cache.embedder)
+    if reason is not None:
+        require_torch_extra(reason)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -28,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
     from sidecache.observability.logs import json_lines_handler
 
     cfg = load_config(args.config)
+    _check_embedder_extra(cfg)
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
     cfg = msgspec.structs.replace(

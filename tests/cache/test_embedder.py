@@ -302,3 +302,16 @@ def test_the_default_needs_nothing_from_the_extra(
     _without_torch(monkeypatch)
     vecs = load_embedder(EmbedderConfig(), tmp_path).encode(["hello"])
     _check_rows(vecs, 1, 384)
+
+
+def test_serve_refuses_a_torch_configuration_before_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sidecache import cli
+
+    config = tmp_path / "sidecache.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path}"\n[cache.embedder]\nbackend = "torch"\n')
+    _without_torch(monkeypatch)
+    assert cli.main(["serve", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "backend = 'torch' needs the torch extra: pip install 'sidecache[torch]'" in err
