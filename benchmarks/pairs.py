@@ -14,8 +14,9 @@ The split hashes each component's smallest question, so it is the same on every 
 every ``--limit``.
 
 Embeddings are the expensive part (about 100,000 QQP questions take minutes on two cores), so
-:func:`embed_texts` keeps them under ``benchmarks/.cache/`` keyed by backend and text content;
-a second sweep over the same file takes seconds.
+:func:`embed_texts` keeps them under ``benchmarks/.cache/`` keyed by the embedder (the shipped
+model's file digest, or the model folder and adapter) and text content; a second sweep over the
+same file takes seconds.
 """
 
 from __future__ import annotations
@@ -192,7 +193,8 @@ def make_encoder(
     """A function that embeds texts with the gateway's own embedder, normalised float32.
 
     ``sidecache.cache.embedder.load_embedder`` builds it, so the numbers are the ones the
-    gateway sees; ``onnx`` measures the exported int8 model (kept under ``benchmarks/.cache``).
+    gateway sees; ``onnx`` measures the int8 model shipped in the package (a model of your own
+    or an adapter is exported under ``benchmarks/.cache``, which needs the torch extra).
     ``model_path`` is a local sentence-transformers folder (``EmbedderConfig.model_path``);
     None: the bundled model. ``adapter`` is ``EmbedderConfig.adapter`` (``auto``: the shipped
     adapter, with the bundled model only; ``none``: the plain model).
@@ -224,14 +226,19 @@ def _file_digest(files: Sequence[tuple[str, Path]]) -> str:
 def cache_key(backend: str, model_path: str | Path | None = None, adapter: str = "auto") -> str:
     """The name the vectors of an embedder configuration are cached under.
 
-    The bundled model without an adapter keeps the bare backend name (``onnx``, ``torch``).
-    Another model folder adds ``+<hash>`` of its configuration and weights, an adapter adds
-    ``+a<hash>`` of its file, so a retrained model or adapter never reuses stale vectors (and
-    ``emb-onnx-*`` never matches their files).
+    The bundled model run by torch is ``torch``; the shipped int8 model is ``onnx+m<hash>`` of
+    its file (from its manifest), so a rebuilt model never reuses stale vectors, nor the files
+    of the dynamic-int8 export it replaced (``emb-onnx-b16-*``). Another model folder adds
+    ``+<hash>`` of its configuration and weights, an adapter adds ``+a<hash>`` of its file, so a
+    retrained model or adapter never reuses stale vectors either.
     """
     from sidecache.cache.embedder import resolve_adapter
 
     key = backend
+    if backend == "onnx" and not model_path:
+        from sidecache.cache.bundled import MODEL_FILE, manifest
+
+        key += "+m" + manifest().files[MODEL_FILE].sha256[:12]
     if model_path:
         folder = Path(model_path)
         files = [
@@ -246,10 +253,10 @@ def cache_key(backend: str, model_path: str | Path | None = None, adapter: str =
     return key
 
 
-def _load_store(key_name: str, batch: int) -> dict[str, np.ndarray]:
-    """Every vector already computed for ``key_name`` in batches of ``batch``, keyed by text."""
+def _load_store(key_name: str) -> dict[str, np.ndarray]:
+    """Every vector already computed for ``key_name``, keyed by text."""
     store: dict[str, np.ndarray] = {}
-    for fn in sorted(CACHE_DIR.glob(f"emb-{key_name}-b{batch}-*.npy")):
+    for fn in sorted(CACHE_DIR.glob(f"emb-{key_name}-*.npy")):
         names = fn.with_suffix(".json")
         if not names.exists():
             continue
@@ -266,27 +273,33 @@ def embed_texts(
     texts: Sequence[str],
     backend: str = "onnx",
     encoder: Callable[[list[str]], np.ndarray] | None = None,
-    chunk: int | None = None,
+    chunk: int = 64,
     progress: bool = True,
     model_path: str | Path | None = None,
     adapter: str = "auto",
 ) -> np.ndarray:
     """Embeddings of ``texts`` (row i for text i), computed once and kept on disk.
 
-    Vectors are looked up in every cache file of the backend, so a ``--limit`` run reuses a
+    Vectors are looked up in every cache file of the embedder, so a ``--limit`` run reuses a
     full run's work; only texts never seen are embedded, then saved as one more cache file.
 
-    Texts go to the model ``chunk`` at a time, by default the gateway's ``embedder.max_batch``:
-    the int8 ONNX model quantises activations per batch, so a vector depends on its batch-mates,
-    and batches of 256 cost the tuned model 0.025 of QQP recall at precision 0.90 against the
-    batches of at most 16 the gateway runs. Vectors are cached per batch size.
+    Texts go to the model ``chunk`` at a time. The batch size does not change the vectors: the
+    shipped model's activation scales are fixed, so a text embeds the same alone or in any
+    batch (the dynamic-int8 export it replaced did not, and its vectors were cached per batch
+    size). A model of your own or an adapter is exported with dynamic int8 at start, as the
+    gateway does, so its vectors still move slightly with the batch: they are embedded in
+    batches of the gateway's ``embedder.max_batch`` to match what it serves.
     ``model_path`` and ``adapter`` pick the model as in :func:`make_encoder` (each
     configuration is cached apart, see :func:`cache_key`).
     """
+    from sidecache.cache.embedder import needs_torch
+
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    chunk = chunk or embedder_config(backend, model_path, adapter).max_batch
     key_name = cache_key(backend, model_path, adapter)
-    store = _load_store(key_name, chunk)
+    cfg = embedder_config(backend, model_path, adapter)
+    if backend == "onnx" and needs_torch(cfg) is not None:  # a start-time export: dynamic int8
+        chunk = cfg.max_batch
+    store = _load_store(key_name)
     missing = sorted(set(texts) - store.keys())
     if missing:
         enc = encoder or make_encoder(backend, model_path, adapter)
@@ -302,7 +315,7 @@ def embed_texts(
                 bar.update(min(chunk, len(missing) - i))
         vecs = np.concatenate(parts).astype(np.float32)
         key = hashlib.sha1("\n".join(missing).encode("utf-8")).hexdigest()[:16]
-        fn = CACHE_DIR / f"emb-{key_name}-b{chunk}-{key}.npy"
+        fn = CACHE_DIR / f"emb-{key_name}-{key}.npy"
         np.save(fn, vecs)
         fn.with_suffix(".json").write_text(json.dumps(missing), encoding="utf-8")
         print(

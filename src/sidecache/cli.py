@@ -45,8 +45,21 @@ _QUIET = ("httpx", "httpcore", "faiss", "faiss.loader", "onnxruntime", "urllib3"
 """Libraries whose info lines (one per upstream call, CPU feature banners) are noise here."""
 
 
+def _check_embedder_extra(cfg: config_mod.Config) -> None:
+    """Refuse, before the server starts, an embedder configuration that needs the torch extra
+    when it is not installed (the message names the extra, instead of a failed startup)."""
+    if not (cfg.cache.enabled and cfg.cache.semantic):
+        return
+    from sidecache.cache.embedder import needs_torch, require_torch_extra
+
+    reason = needs_torch(cfg.cache.embedder)
+    if reason is not None:
+        require_torch_extra(reason)
+
+
 def _serve(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    _check_embedder_extra(cfg)
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
     sock = _bind(host, port)

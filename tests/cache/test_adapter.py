@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sidecache.cache.adapter import Adapter, adapted_model
+from sidecache.cache.bundled import manifest
 from sidecache.cache.embedder import (
     load_embedder,
     resolve_adapter,
@@ -65,6 +66,18 @@ def test_an_adapter_moves_the_vectors(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.linalg.norm(tuned, axis=1), 1.0, atol=1e-5)
 
 
+def test_an_adapter_is_merged_and_exported_for_the_onnx_backend(tmp_path: Path) -> None:
+    """With the torch extra, an adapter on the default backend builds its own int8 export (the
+    shipped model cannot carry it); a zero adapter gives the bundled model's vectors back."""
+    adapter = write_adapter(tmp_path / "zero.npz", scale_b=0.0)
+    tuned = load_embedder(EmbedderConfig(adapter=str(adapter)), tmp_path)
+    shipped = load_embedder(EmbedderConfig(adapter="none"), tmp_path)
+    assert list((tmp_path / "onnx").glob("*-adapted-*-int8.onnx"))
+    cos = (tuned.encode(TEXTS) * shipped.encode(TEXTS)).sum(axis=1)
+    assert cos.min() > 0.98  # two int8 recipes of the same weights
+    assert getattr(tuned, "space") != getattr(shipped, "space")  # noqa: B009
+
+
 def test_merge_is_w_plus_scaled_b_a(tmp_path: Path) -> None:
     adapter = Adapter.load(write_adapter(tmp_path / "a.npz", scale_b=1.0))
     state = {f"{layer}.weight": np.ones(shape, dtype=np.float32) for layer, shape in SHAPES.items()}
@@ -116,11 +129,12 @@ def test_the_embedding_space_is_part_of_the_scope() -> None:
 
 
 def test_vectors_id_names_the_model_and_the_adapter(tmp_path: Path) -> None:
-    assert vectors_id(EmbedderConfig(adapter="none")) == "bundled"
+    bundled = manifest().vectors
+    assert vectors_id(EmbedderConfig(adapter="none")) == bundled
     one = write_adapter(tmp_path / "one.npz", 1.0)
     two = write_adapter(tmp_path / "two.npz", 2.0)
     with_one = vectors_id(EmbedderConfig(adapter=str(one)))
-    assert with_one.startswith("bundled+adapter:")
+    assert with_one.startswith(f"{bundled}+adapter:")
     assert with_one != vectors_id(EmbedderConfig(adapter=str(two)))
     assert with_one == vectors_id(EmbedderConfig(adapter=str(one)))  # content, not path
     own = resolve_model_path(EmbedderConfig(adapter="none"))

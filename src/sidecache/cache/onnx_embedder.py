@@ -1,18 +1,25 @@
-"""The production embedder: the sentence-transformers model exported to ONNX, int8-quantised.
+"""The production embedder: a transformer in ONNX, run by onnxruntime, int8.
 
 Why: on a small CPU box the torch model spends most of a single-prompt call in Python and
 framework overhead; onnxruntime with int8 weights answers the same prompt several times faster
 (figures in ``benchmarks/embedder_speed.py``) and never imports torch at serving time.
 
-How: the transformer is exported once with ``torch.onnx.export`` (output ``last_hidden_state``,
-dynamic batch and sequence axes, opset 17), then quantised with
+Two sources of ONNX files. The default model is shipped in the package, already quantised
+(``sidecache.cache.bundled``; built by ``scripts/build_embedder.py``): ``create`` loads it as it
+is. A model of your own (``cache.embedder.model_path``, an adapter, or ``quantize = false``) is
+exported here at first start, which needs the torch extra: ``torch.onnx.export`` (output
+``last_hidden_state``, dynamic batch and sequence axes, opset 17), then
 ``onnxruntime.quantization.quantize_dynamic`` (int8, per output channel: per-tensor scales lose
-too much, mean cosine 0.965 against torch instead of 0.993). Files are written atomically
-(temporary file, then rename) and named after a hash of the model folder and its configuration,
-so later starts reuse them and a different model gets its own export. Tokenisation uses the
-model's fast tokenizer (``tokenizer.json``) with the model's truncation length and padding to the
-longest text of the batch; pooling is the attention-masked mean followed by L2 normalisation,
-exactly as sentence-transformers computes it.
+too much, mean cosine 0.965 against torch instead of 0.993). Dynamic quantisation computes
+activation scales per call, so such a model's vectors move a little with their batch-mates
+(the shipped model's static scales do not); its calibration-free recipe is what makes an export
+at start possible. Files are written atomically (temporary file, then rename) and named after a
+hash of the model folder and its configuration, so later starts reuse them and a different model
+gets its own export.
+
+Either way, tokenisation uses the model's fast tokenizer (``tokenizer.json``) with the model's
+truncation length and padding to the longest text of a group; pooling is the attention-masked
+mean followed by L2 normalisation, exactly as sentence-transformers computes it.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ if TYPE_CHECKING:
 
     from sidecache.config import EmbedderConfig
 
-__all__ = ["OnnxEmbedder", "create", "export_onnx"]
+__all__ = ["OnnxEmbedder", "create", "export_fp32", "export_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +98,10 @@ def _atomic_target(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
-def _export_fp32(model_path: Path, target: Path) -> None:
-    """Trace the transformer (eager attention: a plain graph onnxruntime fuses well)."""
+def export_fp32(model_path: Path, target: Path) -> None:
+    """Trace the transformer to ONNX, fp32 (eager attention: a plain graph onnxruntime fuses
+    well). Needs torch, transformers and onnx (the torch extra); also used by
+    ``scripts/build_embedder.py`` for the shipped model."""
     require("torch", "torch", "onnx")
     require("transformers", "transformers", "onnx")
     require("onnx", "onnx", "onnx")
@@ -164,7 +173,7 @@ def export_onnx(model_path: Path, out_dir: Path, *, quantize: bool = True) -> Pa
         return wanted
     t0 = time.perf_counter()
     if not fp32.is_file():
-        _export_fp32(model_path, fp32)
+        export_fp32(model_path, fp32)
         log.info("exported %s to ONNX in %.1fs: %s", model_path, time.perf_counter() - t0, fp32)
     if quantize:
         t1 = time.perf_counter()
@@ -176,7 +185,9 @@ def export_onnx(model_path: Path, out_dir: Path, *, quantize: bool = True) -> Pa
 class OnnxEmbedder:
     """onnxruntime session + fast tokenizer + masked mean pooling + L2 normalisation."""
 
-    def __init__(self, onnx_path: Path, model_path: Path, *, threads: int = 0) -> None:
+    def __init__(
+        self, onnx_path: Path, model_path: Path, *, threads: int = 0, name: str = ""
+    ) -> None:
         require("onnxruntime", "onnxruntime", "onnx")
         require("tokenizers", "tokenizers", "onnx")
         import onnxruntime as ort
@@ -210,7 +221,7 @@ class OnnxEmbedder:
         )
         self._inputs = [i.name for i in self._session.get_inputs()]
         self.dim: int = int(self._session.get_outputs()[0].shape[-1])
-        self.name: str = f"onnx:{onnx_path.stem}"
+        self.name: str = name or f"onnx:{onnx_path.stem}"
         self.space: str = model_path.name
         self.path = onnx_path
 
@@ -278,6 +289,12 @@ def _length_groups(lengths: list[int]) -> list[list[int]]:
 
 
 def create(cfg: EmbedderConfig, model_path: Path, data_dir: Path) -> OnnxEmbedder:
-    """Registry factory (see ``embedder.BACKENDS``): export once, then load."""
+    """Registry factory (see ``embedder.BACKENDS``): the shipped model as it is, or export once
+    (torch extra), then load."""
+    from sidecache.cache.bundled import MODEL_FILE, bundled_dir, manifest
+
+    if model_path == bundled_dir():
+        name = f"onnx:{manifest().vectors}"
+        return OnnxEmbedder(model_path / MODEL_FILE, model_path, threads=cfg.threads, name=name)
     path = export_onnx(model_path, derived_dir(cfg, Path(data_dir)), quantize=cfg.quantize)
     return OnnxEmbedder(path, model_path, threads=cfg.threads)

@@ -1,8 +1,8 @@
 """The reference embedder: the sentence-transformers model run by torch on the CPU.
 
-Slower than the ONNX export (see ``benchmarks/embedder_speed.py``) but it *is* the model the
+Slower than the ONNX models (see ``benchmarks/embedder_speed.py``) but it *is* the model the
 ONNX backend imitates, so tests use it as the yardstick and it is the fallback when onnxruntime
-is not wanted.
+is not wanted. Needs the torch extra (``pip install 'sidecache[torch]'``).
 """
 
 from __future__ import annotations

@@ -13,15 +13,22 @@ class EmbedderConfig(Base, frozen=True):
     """The local sentence embedding model; never downloaded."""
 
     backend: Literal["onnx", "torch"] = "onnx"
+    """``onnx``: with the defaults below, the int8 all-MiniLM-L6-v2 shipped in the package (no
+    torch needed); ``torch``: sentence-transformers (needs the ``torch`` extra)."""
     model_path: str = ""
-    """A local sentence-transformers folder; empty: the bundled all-MiniLM-L6-v2 package."""
+    """A local sentence-transformers folder, exported to ONNX at first start (needs the ``torch``
+    extra); empty: the bundled all-MiniLM-L6-v2."""
     adapter: str = "auto"
-    """A low-rank adapter merged into the model at start: ``auto`` (the one shipped in the
-    package, with the bundled model only), ``none``, or the path of an adapter ``.npz``."""
+    """A low-rank adapter merged into the model at start (needs the ``torch`` extra): ``auto``
+    (the one shipped in the package, with the bundled model only; none is shipped today),
+    ``none``, or the path of an adapter ``.npz``."""
     onnx_dir: str = ""
-    """Where files made from the model are kept (the ONNX export, the model with its adapter
-    merged); empty: ``<data_dir>/onnx``. Several data directories may share one."""
+    """Where files made from the model at start are kept (the ONNX export, the model with its
+    adapter merged); empty: ``<data_dir>/onnx``. Several data directories may share one. Unused
+    by the shipped model."""
     quantize: bool = True
+    """int8: the shipped model (static scales), or dynamic quantisation of a start-time export;
+    false: an fp32 export at start (needs the ``torch`` extra)."""
     max_batch: Positive = 16
     """Texts per model call at most. With two workers, 16 beat 32 under 64 clients (semantic
     hits/s 598-704 against 514-581 in back-to-back runs): two half batches run at once."""
