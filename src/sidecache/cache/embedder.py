@@ -98,9 +98,14 @@ BACKENDS: dict[str, EmbedderFactory] = {
 
 
 def set_offline() -> None:
-    """Forbid the Hugging Face libraries from reaching the network, before they are imported."""
+    """Keep the model libraries off the network and out of the home directory, before they are
+    imported: the Hugging Face libraries must not look for downloads, and onnxruntime's POSIX
+    telemetry (on by default since 1.2x) would write a device id under ``~/.cache`` and a
+    session file in ``$TMPDIR`` and try to upload to Microsoft. An operator who sets
+    ``ORT_DISABLE_TELEMETRY`` themselves keeps their choice."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 def resolve_model_path(cfg: EmbedderConfig) -> Path:
