@@ -1,4 +1,7 @@
-"""Train the hit verifier's learned score and write ``src/sidecache/cache/verifier_model.json``.
+"""Train the hit verifier's learned score and write the shipped ``verifier_model.json``.
+
+The file lands in ``src/sidecache/cache/verifier/``, written through the public format module
+``sidecache.cache.verifier.model_file`` (the gateway reads it back through the same module).
 
 Reproducible: the splits are deterministic (QQP by connected component of questions, our prompt
 pairs by their ``split`` field), the models have fixed seeds, and the only inputs are
@@ -68,10 +71,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import pairs
 
-from sidecache.cache import verifier as V
 from sidecache.cache.embedder import vectors_id
+from sidecache.cache.verifier import (
+    FEATURE_NAMES,
+    VETOES,
+    Verifier,
+    analyse,
+    contradictions,
+    model_file,
+)
+from sidecache.cache.verifier.lexicon import word_stem
 
-MODEL_OUT = pairs.ROOT / "src" / "sidecache" / "cache" / "verifier_model.json"
+MODEL_OUT = pairs.ROOT / "src" / "sidecache" / "cache" / "verifier" / model_file.SHIPPED_MODEL
 SEED = 20240611
 
 
@@ -84,10 +95,10 @@ def build_idf(texts: list[str]) -> tuple[dict[str, float], float, Counter[str], 
     df: Counter[str] = Counter()
     surface: dict[str, Counter[str]] = {}
     for t in uniq:
-        an = V.analyse(t)
+        an = analyse(t)
         df.update(an.content)
         for tok in an.tokens:
-            st = V._word_stem(tok)
+            st = word_stem(tok)
             if st in an.content:
                 surface.setdefault(st, Counter())[tok] += 1
     n = len(uniq)
@@ -104,7 +115,7 @@ def distill_word_vectors(
     dim: int,
     model_path: str | None = None,
     adapter: str = "auto",
-) -> tuple[np.ndarray, dict[str, Any]]:
+) -> np.ndarray:
     """Embed each word alone with the sentence model, PCA to ``dim``, quantise to int8."""
     words = [surface.get(s, s) for s in stems]
     vecs = pairs.embed_texts(words, backend=backend, model_path=model_path, adapter=adapter)
@@ -115,21 +126,20 @@ def distill_word_vectors(
     reduced = centred @ vt[:dim].T
     reduced /= np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-6)
     scale = float(np.abs(reduced).max() / 127.0)
-    q = np.clip(np.round(reduced / scale), -127, 127).astype(np.int8)
-    spec = V.encode_array(q)  # rows are re-normalised on load, so the scale is not needed
-    return q, spec
+    q: np.ndarray = np.clip(np.round(reduced / scale), -127, 127).astype(np.int8)
+    return q  # rows are re-normalised on load, so the scale is not needed
 
 
 # --- features ------------------------------------------------------------------------------------
 
 
 def feature_matrix(
-    ver: V.Verifier, ps: pairs.PairSet, cos: np.ndarray, proj: np.ndarray, desc: str
+    ver: Verifier, ps: pairs.PairSet, cos: np.ndarray, proj: np.ndarray, desc: str
 ) -> np.ndarray:
     """Pair features for every pair; ``proj`` holds the projected cosines (NaN = no vectors)."""
     from tqdm import tqdm
 
-    col = V.FEATURE_NAMES.index("proj_cosine")
+    col = FEATURE_NAMES.index("proj_cosine")
     rows = []
     for a, b, c, pc in tqdm(
         zip(ps.b, ps.a, cos, proj, strict=True), total=len(ps), desc=desc, leave=False
@@ -137,7 +147,7 @@ def feature_matrix(
         f = ver.features(a, b, float(c))
         f[col] = pc
         rows.append(f)
-    return np.vstack(rows) if rows else np.zeros((0, len(V.FEATURE_NAMES)))
+    return np.vstack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))
 
 
 def train_projection(
@@ -182,7 +192,7 @@ def projected_cosine(w: np.ndarray, va: np.ndarray, vb: np.ndarray) -> np.ndarra
 
 
 def export_forest(model: Any) -> dict[str, Any]:
-    """HistGradientBoostingClassifier -> the packed arrays ``verifier._Forest`` evaluates."""
+    """HistGradientBoostingClassifier -> the packed arrays ``verifier.forest.Forest`` evaluates."""
     trees = []
     for (pred,) in model._predictors:
         nodes = pred.nodes
@@ -198,7 +208,7 @@ def export_forest(model: Any) -> dict[str, Any]:
                 "depth": int(nodes["depth"].max()),
             }
         )
-    return V._Forest.to_spec(float(np.ravel(model._baseline_prediction)[0]), trees)
+    return model_file.forest_spec(float(np.ravel(model._baseline_prediction)[0]), trees)
 
 
 def fit_gbm(x: np.ndarray, y: np.ndarray, w: np.ndarray, max_iter: int, lr: float) -> Any:
@@ -389,7 +399,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--hard-vetoes",
-        default=",".join(v for v in V.VETOES if v != "entity"),
+        default=",".join(v for v in VETOES if v != "entity"),
         help="contradictions that refuse a hit outright (the others are features)",
     )
     ap.add_argument("--cv", action="store_true", help="5-fold CV on all prompt pairs as well")
@@ -447,16 +457,16 @@ def main() -> None:
     idf, default_idf, df, surface = build_idf(q_tr.a + q_tr.b + p_tr.a + p_tr.b)
     vocab = [w for w, _ in df.most_common() if w in idf and w.isalpha()][: args.max_words]
     print(f"idf over {len(idf)} stems; distilling {len(vocab)} word vectors")
-    _, vec_spec = distill_word_vectors(
+    word_vectors = distill_word_vectors(
         vocab, surface, args.backend, args.dim, model_path, args.adapter
     )
     spec: dict[str, Any] = {
-        "version": 1,
-        "features": list(V.FEATURE_NAMES),
+        "version": model_file.FORMAT_VERSION,
+        "features": list(FEATURE_NAMES),
         "vetoes": [v for v in args.hard_vetoes.split(",") if v],
-        "lexical": {"idf": idf, "default_idf": default_idf, "words": vocab, "vectors": vec_spec},
+        "lexical": model_file.lexical_spec(idf, default_idf, vocab, word_vectors),
     }
-    featurizer = V.Verifier.from_spec(spec)
+    featurizer = Verifier.from_spec(spec)
 
     # 2. sentence vectors and the projection (out-of-fold on QQP train components)
     vq_tr, vq_te, vp_tr, vp_te, vp_all = (
@@ -482,7 +492,7 @@ def main() -> None:
         w_f = train_projection(vq_tr[0][fit], vq_tr[1][fit], q_tr.label[fit])
         proj_qtr[~fit] = projected_cosine(w_f, vq_tr[0][~fit], vq_tr[1][~fit])
     w_all = train_projection(vq_tr[0], vq_tr[1], q_tr.label)
-    spec["projection"] = V.encode_array(w_all.astype(np.float16))
+    spec["projection"] = model_file.projection_spec(w_all)
     w_all = w_all.astype(np.float16).astype(np.float32)  # what the verifier will use
     proj = {
         "q_tr": proj_qtr,
@@ -499,7 +509,7 @@ def main() -> None:
     x_pall = feature_matrix(featurizer, pp, cos["p_all"], proj["p_all"], "features prompts")
     x_ptr, x_pte = x_pall[p_is_tr], x_pall[p_is_te]
     print(f"features ready, {time.perf_counter() - t0:.0f}s")
-    col = V.FEATURE_NAMES.index("proj_cosine")
+    col = FEATURE_NAMES.index("proj_cosine")
 
     def training_set(xq: np.ndarray, yq: np.ndarray, xp: np.ndarray, yp: np.ndarray):
         x = np.vstack([xq, xp])
@@ -512,7 +522,7 @@ def main() -> None:
         hard = set(spec["vetoes"])
         return np.array(
             [
-                bool(hard & set(V.contradictions(V.analyse(b), V.analyse(a))))
+                bool(hard & set(contradictions(analyse(b), analyse(a))))
                 for a, b in zip(ps.a, ps.b, strict=True)
             ]
         )
@@ -561,7 +571,7 @@ def main() -> None:
     model = fit_gbm(xs, ys, ws, args.trees, args.lr)
     spec["forest"] = export_forest(model)
     spec["cutoff"] = cutoff
-    ver = V.Verifier.from_spec(spec)
+    ver = Verifier.from_spec(spec)
     ref = model.predict_proba(x_qte[:300])[:, 1]
     mine = 1 / (1 + np.exp(-ver.forest.predict_raw(x_qte[:300])))  # type: ignore[union-attr]
     assert np.allclose(ref, mine, atol=1e-5), "exported trees disagree with scikit-learn"
@@ -650,7 +660,7 @@ def main() -> None:
     key = pairs.cache_key(args.backend, model_path, args.adapter)
     if key != args.backend:  # vectors from a tuned model or with an adapter: say which
         spec["meta"]["embedder_cache_key"] = key
-    Path(args.out).write_bytes(json.dumps(spec, separators=(",", ":")).encode())
+    model_file.write_model(spec, args.out)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=1))
     size = Path(args.out).stat().st_size / 1e6

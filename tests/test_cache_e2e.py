@@ -21,6 +21,8 @@ import openai
 import pytest
 from harness import Gateway, basic_config, write_config
 
+from sidecache.cache.verifier import model_file
+
 ADMIN = "sk-admin-test"
 CLI = [sys.executable, "-m", "sidecache"]
 ONNX_DIR = Path(
@@ -398,8 +400,7 @@ def test_a_verifier_for_other_vectors_judges_by_text(
 ) -> None:
     """A verifier trained next to another embedder (here: its file says so) must not score this
     embedder's vectors with its projection: the gateway says so at start and keeps verifying."""
-    shipped = Path(__file__).resolve().parents[1] / "src/sidecache/cache/verifier_model.json"
-    spec = json.loads(shipped.read_bytes())
+    spec = json.loads(model_file.read_model_bytes())  # the file shipped in the package
     spec.setdefault("meta", {})["vectors"] = "model:another-embedder"
     other = tmp_path / "verifier_other.json"
     other.write_text(json.dumps(spec))

@@ -22,6 +22,7 @@ from sidecache.cache.verifier import (
     Verifier,
     analyse,
     contradictions,
+    model_file,
 )
 from sidecache.config import CacheConfig, ModelAlias, Target, VerifierConfig
 from sidecache.errors import ConfigError
@@ -216,8 +217,7 @@ def test_vectors_change_the_score_but_not_the_interface(verifier: Verifier) -> N
 
 
 def test_shipped_file_loads_and_is_small() -> None:
-    path = Path(__file__).resolve().parents[2] / "src/sidecache/cache/verifier_model.json"
-    assert path.stat().st_size < 5_000_000
+    assert len(model_file.read_model_bytes()) < 5_000_000
     ver = Verifier.load(None)
     assert ver.forest is not None and ver.forest.n_trees > 0
     assert ver.projection is not None and ver.projection.shape == (384, 384)
@@ -228,11 +228,7 @@ def test_shipped_file_loads_and_is_small() -> None:
 
 def test_explicit_path_and_errors(tmp_path: Path) -> None:
     shipped = Verifier.load()
-    spec = orjson.loads(
-        (
-            Path(__file__).resolve().parents[2] / "src/sidecache/cache/verifier_model.json"
-        ).read_bytes()
-    )
+    spec = orjson.loads(model_file.read_model_bytes())
     spec["cutoff"] = 0.25
     p = tmp_path / "v.json"
     p.write_bytes(orjson.dumps(spec))

@@ -1,0 +1,267 @@
+"""Text analysis: one prompt turned into what the verifier compares (:class:`PromptAnalysis`).
+
+Tokens with contractions expanded, content stems, numbers and the units that follow them, dates,
+negations, question words, named things and the words around direction cues. Computed once per
+prompt and memoised (:class:`AnalysisMemo`), since cached prompts come back again and again.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sidecache.cache.verifier.lexicon import (
+    BE,
+    CURRENCY_SIGNS,
+    DIRECTION_CUES,
+    IRREGULAR_PARTICIPLES,
+    MONTH_ABBR,
+    MONTHS,
+    NEGATION_IDIOMS,
+    NEGATIONS,
+    NUMBER_WORDS,
+    QWORDS,
+    RELATIVE_TIME,
+    ROMAN,
+    STOP,
+    SYMMETRIC_CUES,
+    TECH,
+    TECH_ALIASES,
+    UNITS,
+    WEEKDAYS,
+    stem,
+    word_stem,
+)
+
+_TOKEN_RE = re.compile(
+    r"(?i:c\+\+|c#|f#|asp\.net|\.net|objective-c)|[$€£¥₹]|->|=>|&|%"
+    r"|(?<![\w-])--?[A-Za-z][\w-]*"
+    r"|[A-Za-z0-9_]+(?:[.'’][A-Za-z0-9_]+)*(?:\(\))?"
+)
+_DIMENSION_RE = re.compile(r"(\d)[x×](\d)")
+_COMPOUND_RE = re.compile(
+    r"\b(check|log|sign|opt|turn|switch|zoom|scale|speed|slow|power|plug|set|roll|back)[\s-]"
+    r"(in|out|on|off|up|down|back)\b",
+    re.IGNORECASE,
+)
+_ENUMERATOR_RE = re.compile(r"(?:^|(?<=\s))\(?\d{1,2}[).](?=\s)")
+"""List markers ("1) download, 2) build"): they count items, they are not quantities."""
+_INTERJECTION_RE = re.compile(r"^\s*(?:no|yes|yeah|nope|sure|ok|okay)\s*[,.!:;]\s*", re.IGNORECASE)
+"""An answer-style "No, ..." opening restates, it does not negate the rest."""
+_NUM_RE = re.compile(r"^\d+(?:[.,]\d+)*(?:st|nd|rd|th|k|m|x|s)?$")
+_CAMEL_RE = re.compile(r"[a-z][A-Z]|[A-Z]{2,}[a-z]")
+
+
+def _contraction(tok: str) -> str:
+    t = tok.replace("’", "'")
+    if t.endswith("n't"):
+        return {"can't": "cannot", "won't": "wont"}.get(t, t[:-3] + "nt")
+    if "'" in t:
+        return t.split("'", 1)[0]  # what's -> what, i'm -> i
+    return t
+
+
+def _parse_number(tok: str) -> str | None:
+    if _NUM_RE.match(tok):
+        t = tok.replace(",", "")
+        if t.endswith("k") and t[:-1].replace(".", "").isdigit():
+            return str(float(t[:-1]) * 1000).rstrip("0").rstrip(".")
+        if t[-1:] in ("s", "x", "m") and t[:-1].replace(".", "").isdigit():
+            t = t[:-1]  # 1990s, 2x
+        try:
+            f = float(t)
+        except ValueError:
+            return t
+        return str(int(f)) if f.is_integer() and "." not in t else t
+    v = NUMBER_WORDS.get(tok)
+    if v is None:
+        return None
+    return str(v) if not isinstance(v, float) else repr(v)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptAnalysis:
+    """What the verifier needs to know about one prompt, computed once and memoised."""
+
+    tokens: tuple[str, ...]
+    """Lower-cased tokens in order, contractions expanded."""
+    stems: tuple[str, ...]
+    """Stems of the content tokens, in order (stopwords, numbers and cue words left out)."""
+    content: frozenset[str]
+    polar: frozenset[str]
+    """Stems of every token, stopwords included: where antonyms are looked for."""
+    numbers: tuple[str, ...]
+    quantities: tuple[tuple[str, str], ...]
+    """(number, unit) for each number followed (or preceded, for currencies) by a unit."""
+    units: frozenset[str]
+    dates: frozenset[str]
+    negations: int
+    qwords: frozenset[str]
+    first: str
+    entities: frozenset[str]
+    """Stems that name something: tech names, capitalised words inside a sentence, code."""
+    tech: frozenset[str]
+    cues: tuple[tuple[str, frozenset[str], frozenset[str]], ...]
+    """(cue, the two content words before it, the two after it) for each direction word."""
+    symmetric: bool
+    passive: bool
+    """A passive construction ("is mentioned", "can be listed"): word order says little."""
+    chars: frozenset[str]
+    n_chars: int
+
+
+def _analyse(text: str) -> PromptAnalysis:
+    prepared = _COMPOUND_RE.sub(r"\1\2", _DIMENSION_RE.sub(r"\1 x \2", text))
+    prepared = _ENUMERATOR_RE.sub(" ", _INTERJECTION_RE.sub("", prepared))
+    raw = _TOKEN_RE.findall(prepared)
+    tokens: list[str] = []
+    entities: set[str] = set()
+    for i, r in enumerate(raw):
+        code_like = r.endswith("()") or "_" in r or bool(_CAMEL_RE.search(r))
+        r = r.removesuffix("()")
+        low = _contraction(r.lower())
+        if r.isupper() and low in ROMAN:
+            low = ROMAN[low]
+        if low.startswith("-"):
+            code_like = True
+        low = TECH_ALIASES.get(low, low)
+        tokens.append(low)
+        if low in STOP or low in NEGATIONS or low in QWORDS:
+            continue
+        if code_like or ("." in r and not _NUM_RE.match(r)):
+            entities.add(low)
+        elif i > 0 and r[:1].isupper() and raw[i - 1] not in (".", "!", "?", ":"):
+            entities.add(word_stem(low))
+    stems: list[str] = []
+    seq: list[str] = []  # stems and numbers, for the direction segments
+    numbers: list[str] = []
+    quantities: list[tuple[str, str]] = []
+    units: set[str] = set()
+    dates: set[str] = set()
+    tech: set[str] = set()
+    negations = 0
+    qwords = set()
+    pending: list[tuple[str, int]] = []
+    symmetric = False
+    n = len(tokens)
+    for i, t in enumerate(tokens):
+        if t in NEGATIONS:
+            if i + 1 < n and tokens[i + 1] in NEGATION_IDIOMS:
+                continue
+            negations += 1
+            continue
+        if t in QWORDS:
+            qwords.add(t)
+            continue
+        if t in DIRECTION_CUES:
+            pending.append((t, len(seq)))
+            continue
+        if t in SYMMETRIC_CUES:
+            symmetric = True
+            if t in ("vs", "versus", "between", "compare", "compared"):
+                continue
+        if t in CURRENCY_SIGNS:
+            units.add(CURRENCY_SIGNS[t])
+            if i + 1 < n and (q := _parse_number(tokens[i + 1])) is not None:
+                quantities.append((q, CURRENCY_SIGNS[t]))
+            continue
+        if t == "%":
+            units.add("percent")
+            continue
+        num = _parse_number(t)
+        if num is not None and (t[0].isdigit() or t not in ("second", "once", "single", "half")):
+            numbers.append(num)
+            seq.append(num)
+            if t[0].isdigit() and len(t) == 4 and t.isdigit() and 1500 < int(t) < 2200:
+                dates.add(t)
+            if i + 1 < n:
+                nxt = tokens[i + 1]
+                if nxt == "%" or nxt in UNITS:
+                    quantities.append((num, "percent" if nxt == "%" else _unit(nxt)))
+            continue
+        if t in ("next", "last", "this", "previous") and i + 1 < n and tokens[i + 1] in (
+            "week", "month", "year", "weekend", "quarter", "night", "time",
+        ):  # fmt: skip
+            dates.add(f"{t} {tokens[i + 1]}")
+        if t in MONTHS or (t in MONTH_ABBR and i + 1 < n and tokens[i + 1][:1].isdigit()):
+            dates.add(MONTH_ABBR.get(t, t))
+            continue
+        if t in WEEKDAYS or (t in RELATIVE_TIME and t not in ("this", "next", "last")):
+            dates.add(t)
+        if t in UNITS and ((i > 0 and _parse_number(tokens[i - 1]) is not None) or len(t) > 2):
+            units.add(_unit(t))
+        if t in STOP:
+            continue
+        if t in TECH:
+            tech.add(t)
+            entities.add(t)
+        st = word_stem(t)
+        stems.append(st)
+        seq.append(st)
+    # direction segments: what lies between consecutive cue words
+    cues: list[tuple[str, frozenset[str], frozenset[str]]] = []
+    if pending:
+        for cue, at in pending:
+            cues.append((cue, frozenset(seq[max(at - 2, 0) : at]), frozenset(seq[at : at + 2])))
+    norm = " ".join(tokens)
+    chars = frozenset(norm[j : j + 3] for j in range(max(len(norm) - 2, 1)))
+    return PromptAnalysis(
+        tokens=tuple(tokens),
+        stems=tuple(stems),
+        content=frozenset(stems),
+        polar=frozenset(word_stem(t) for t in tokens),
+        numbers=tuple(sorted(numbers)),
+        quantities=tuple(sorted(quantities)),
+        units=frozenset(units),
+        dates=frozenset(dates),
+        negations=negations,
+        qwords=frozenset(qwords),
+        first=tokens[0] if tokens else "",
+        entities=frozenset(entities),
+        tech=frozenset(tech),
+        cues=tuple(cues),
+        symmetric=symmetric,
+        passive=any(
+            t in BE and any(_participle(u) for u in tokens[i + 1 : i + 3])
+            for i, t in enumerate(tokens)
+        ),
+        chars=chars,
+        n_chars=len(text),
+    )
+
+
+def _participle(t: str) -> bool:
+    return (len(t) > 4 and t.endswith("ed")) or t in IRREGULAR_PARTICIPLES
+
+
+def _unit(t: str) -> str:
+    return stem(t) if len(t) > 3 else t
+
+
+class AnalysisMemo:
+    """A small thread-safe LRU for prompt analyses (cached prompts recur)."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self._size = size
+        self._data: OrderedDict[str, PromptAnalysis] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> PromptAnalysis:
+        with self._lock:
+            hit = self._data.get(text)
+            if hit is not None:
+                self._data.move_to_end(text)
+                return hit
+        value = _analyse(text)
+        with self._lock:
+            self._data[text] = value
+            if len(self._data) > self._size:
+                self._data.popitem(last=False)
+        return value
+
+
+def analyse(text: str) -> PromptAnalysis:
+    """The analysis of one prompt (not memoised; :class:`Verifier` keeps its own memo)."""
+    return _analyse(text)

@@ -1,0 +1,263 @@
+"""The verifier's word lists: what carries no content, what negates, what opposes what.
+
+Plain data plus the small suffix stripper they are keyed by (:func:`stem`), so that the text
+analysis, the contradiction rules and the pair features all read the same lists. Nothing here
+looks at a prompt; growing a list changes what :mod:`.analysis` and :mod:`.rules` see.
+"""
+
+from __future__ import annotations
+
+STOP = frozenset(
+    """
+    a an the of to in on at for with by from as is are was were be been being am do does did done
+    doing have has had having i me my mine we us our you your yours he him his she her it its they
+    them their this that these those there here and or but if so than then too very just also
+    can could would should will shall may might must
+    what how why when where who whom whose which
+    please kindly thanks thank thx pls plz hi hey hello yo dear
+    some any all each every much many more most such own same other another
+    into onto about up out over under again further once
+    way ways get got make made use using used give tell show explain help want need like know let
+    s t d ll re ve m o y u ur im id
+    """.split()
+)
+"""Words that carry no content for the question. Negations, directions and numbers are kept
+apart below; question words are also compared on their own."""
+
+FILLER = frozenset(
+    """
+    please kindly thanks thank thx pls plz could would can you me i hi hey hello yo really
+    appreciate quick quickly simple simply short brief briefly just actually basically
+    tell write give show explain help want need like know let wondering wonder possible
+    """.split()
+)
+"""Politeness and framing words: a paraphrase often adds or drops them."""
+
+QWORDS = ("what", "how", "why", "when", "where", "who", "which", "whose", "whom")
+
+NEGATIONS = frozenset(
+    """
+    not no never none nobody nothing neither nor without cannot cant dont doesnt isnt arent
+    wasnt werent shouldnt wouldnt couldnt didnt hasnt havent hadnt wont mustnt neednt aint
+    avoid unable impossible lack lacks lacking except exclude excluding absence absent non
+    """.split()
+)
+
+_ANTONYMS_RAW = """
+enable disable; enabled disabled; install uninstall; installed uninstalled; encrypt decrypt;
+encryption decryption; compress decompress; zip unzip; upload download; import export; increase
+decrease; increase reduce; raise lower; add remove; added removed; show hide; visible hidden;
+lock unlock; locked unlocked; mount unmount; start stop; started stopped; open close; opened
+closed; allow block; allow deny; accept reject; accept decline; approve reject; include exclude;
+subscribe unsubscribe; follow unfollow; mute unmute; connect disconnect; connected disconnected;
+encode decode; encoding decoding; serialize deserialize; serialization deserialization; push
+pull; buy sell; buying selling; bought sold; win lose; won lost; gain lose; gain loss; profit
+loss; success failure; succeed fail; succeeded failed; pass fail; passed failed; true false;
+pros cons; advantage disadvantage; advantages disadvantages; benefit risk; benefits risks;
+benefit drawback; benefits drawbacks; positive negative; best worst; better worse; good bad; max
+min; maximum minimum; largest smallest; biggest smallest; highest lowest; high low; higher
+lower; most least; fastest slowest; faster slower; cheapest expensive; cheap expensive; cheaper
+pricier; ascending descending; asc desc; uppercase lowercase; upper lower; first last; before
+after; earlier later; early late; old new; older newer; oldest newest; young old; long short;
+longer shorter; online offline; inside outside; inner outer; internal external; input output;
+inbound outbound; incoming outgoing; send receive; sent received; sender receiver; read write;
+reader writer; sync async; synchronous asynchronous; public private; horizontal vertical;
+horizontally vertically; row column; rows columns; left right; up down; upgrade downgrade; north
+south; east west; male female; men women; man woman; boy girl; husband wife; son daughter;
+father mother; love hate; like dislike; happy sad; cheerful sad; hot cold; warm cool; summer
+winter; day night; morning evening; sunrise sunset; light dark; lighter darker; wet dry; full
+empty; charge drain; charging draining; plus minus; credit debit; deposit withdraw; borrow lend;
+import export; arrive depart; arrival departure; arrivals departures; entry exit; enter exit;
+login logout; signin signout; checkin checkout; signup signout; forward backward; next previous;
+prev next; ahead behind; above below; top bottom; turnon turnoff; switchon switchoff; zoomin
+zoomout; scaleup scaledown; scalein scaleout; speedup slowdown; poweron poweroff; optin optout;
+sun shade; sunny shady; front back; head tail; client server; parent child; master slave;
+primary replica; primary secondary; local remote; frontend backend; debug release; dev prod;
+development production; manual automatic; explicit implicit; mutable immutable; static dynamic;
+strong weak; strict lenient; valid invalid; legal illegal; safe unsafe; safe dangerous; secure
+insecure; possible impossible; correct incorrect; right wrong; same different; similar
+different; equal unequal; even odd; always never; all none; everything nothing; everyone nobody;
+more less; more fewer; many few; include omit; keep delete; keep remove; save delete; create
+delete; create destroy; insert delete; allocate free; alloc free; attach detach; bind unbind;
+link unlink; merge split; join split; combine split; expand collapse; maximize minimize;
+maximise minimise; wake sleep; awake asleep; asleep awake; alive dead; live die; birth death;
+born died; agree disagree; like hate; want avoid; eat avoid; accept refuse; admit deny; confirm
+deny; pay refund; charge refund; hire fire; hired fired; employ dismiss; promote demote; start
+finish; begin end; beginning end; start end; open shut; appear disappear; visible invisible;
+clockwise counterclockwise; clockwise anticlockwise; inhale exhale; import export; win loss;
+import export; heat cool; heating cooling; rise fall; rising falling; grow shrink; growing
+shrinking; inflate deflate; inflation deflation; overestimate underestimate; overweight
+underweight; overpaid underpaid; overrated underrated; pro anti; for against; legal illegal;
+formal informal; formal casual; polite rude; active inactive; activate deactivate;
+"""
+
+
+def _antonym_map(raw: str) -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for chunk in raw.replace("\n", " ").split(";"):
+        words = chunk.split()
+        if len(words) != 2:
+            continue
+        a, b = words
+        for x, y in ((a, b), (b, a)):
+            out.setdefault(stem(x), set()).add(stem(y))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+DIRECTION_CUES = frozenset({"to", "from", "into", "than", "onto", "toward", "towards", "->", "=>"})
+SYMMETRIC_CUES = frozenset({"and", "vs", "versus", "or", "between", "&", "compare", "compared"})
+
+MONTHS = (
+    "january february march april may june july august september october november december".split()
+)
+MONTH_ABBR = {m[:3]: m for m in MONTHS} | {"sept": "september"}
+WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
+RELATIVE_TIME = frozenset(
+    """today tomorrow yesterday tonight weekend weekday daily weekly monthly yearly annually
+    hourly morning afternoon evening night noon midnight am pm next last previous this""".split()
+)
+
+NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
+    "million": 1_000_000, "billion": 1_000_000_000, "dozen": 12, "single": 1, "double": 2,
+    "triple": 3, "twice": 2, "once": 1, "half": 0.5, "quarter": 0.25, "couple": 2,
+    "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th",
+}  # fmt: skip
+
+UNITS = frozenset(
+    """
+    mm cm m km meter meters metre metres kilometer kilometers kilometre kilometres mile miles
+    inch inches in ft foot feet yard yards mg g kg gram grams kilogram kilograms lb lbs pound pounds
+    oz ounce ounces ton tons tonne tonnes ml l liter liters litre litres gallon gallons cup cups
+    tablespoon tablespoons tbsp teaspoon teaspoons tsp pint pints quart quarts
+    b kb mb gb tb pb kib mib gib tib byte bytes kilobyte megabyte megabytes gigabyte gigabytes
+    terabyte terabytes bit bits kbps mbps gbps hz khz mhz ghz
+    ms millisecond milliseconds sec secs second seconds min mins minute minutes h hr hrs hour hours
+    day days week weeks month months year years decade decades century centuries night nights
+    c f celsius fahrenheit kelvin degree degrees percent percentage pct psi bar kpa pa
+    px pixel pixels dpi pt em rem vh vw k cpu cpus core cores thread threads replica replicas
+    usd eur gbp jpy inr cny aud cad chf dollar dollars euro euros pound sterling yen rupee rupees
+    cent cents calorie calories kcal kj watt watts kw kwh volt volts amp amps mah
+    am pm utc gmt est pst cet ist
+    """.split()
+)
+
+CURRENCY_SIGNS = {"$": "usd", "€": "eur", "£": "gbp", "¥": "jpy", "₹": "inr"}
+
+TECH = frozenset(
+    """
+    python python2 python3 java javascript js typescript ts go golang rust c c++ cpp c# csharp f#
+    ruby php perl lua scala kotlin swift objective-c dart haskell elixir erlang clojure julia r
+    matlab fortran cobol bash zsh fish powershell sh shell sql tsql plsql nosql graphql html css
+    scss sass less json yaml yml toml xml csv markdown latex wasm webassembly solidity zig nim ocaml
+    react reactjs vue vuejs angular angularjs svelte sveltekit nextjs next.js nuxt ember jquery
+    backbone solid solidjs astro remix gatsby redux mobx zustand tailwind bootstrap bulma
+    node node.js nodejs deno bun express fastify koa nestjs django flask fastapi pyramid tornado
+    rails laravel symfony spring springboot quarkus micronaut asp.net .net dotnet blazor gin echo
+    fiber actix axum rocket phoenix sinatra
+    pandas polars numpy scipy sklearn scikit pytorch torch tensorflow keras jax xgboost
+    lightgbm huggingface transformers spacy nltk opencv matplotlib seaborn plotly ggplot ggplot2
+    dplyr tidyverse spark pyspark hadoop hive flink kafka airflow dbt celery sidekiq rq
+    pytest unittest jest mocha vitest junit rspec cypress selenium playwright
+    npm yarn pnpm pip pipenv poetry conda uv cargo maven gradle sbt composer gem bundler nuget
+    docker podman kubernetes k8s helm nomad terraform pulumi ansible chef puppet vagrant
+    jenkins github gitlab bitbucket circleci travis
+    aws azure gcp gce ec2 s3 lambda cloudflare heroku vercel netlify digitalocean firebase supabase
+    mysql postgres postgresql sqlite mariadb oracle mssql mongodb mongo redis memcached cassandra
+    dynamodb elasticsearch opensearch neo4j clickhouse snowflake bigquery redshift duckdb
+    nginx apache caddy traefik haproxy envoy istio linkerd prometheus grafana datadog splunk
+    linux ubuntu debian fedora centos rhel arch alpine windows macos osx mac ios android
+    http https ftp ssh tcp udp grpc websocket rest soap
+    iphone ipad pixel galaxy chrome firefox safari edge opera vscode vim neovim emacs intellij
+    pycharm eclipse xcode excel sheets tableau powerbi word powerpoint outlook gmail slack teams
+    zoom notion jira confluence trello figma photoshop wordpress shopify stripe paypal venmo
+    openai chatgpt gpt claude llama gemini mistral ollama langchain
+    axios fetch requests httpx urllib curl wget git svn mercurial
+    english spanish french german italian portuguese dutch russian chinese mandarin cantonese
+    japanese korean arabic hindi bengali urdu turkish polish swedish norwegian danish finnish
+    greek hebrew thai vietnamese indonesian malay tagalog swahili ukrainian czech hungarian
+    romanian persian farsi latin
+    """.split()
+)
+"""Languages, frameworks, tools and products: one replaced by another asks a different question."""
+
+
+NEGATION_IDIOMS = frozenset({"only", "forget", "hesitate", "fail", "worry", "mind"})
+"""Words after which a negation is an idiom, not a polarity: "not only", "don't forget"."""
+TECH_ALIASES = {
+    "js": "javascript", "ts": "typescript", "k8s": "kubernetes", "postgres": "postgresql",
+    "golang": "go", "py": "python", "python3": "python", "nodejs": "node", "node.js": "node",
+    "reactjs": "react", "vuejs": "vue", "angularjs": "angular", "mongo": "mongodb",
+    "osx": "macos", "cpp": "c++", "csharp": "c#", "dotnet": ".net", "yml": "yaml",
+    "sklearn": "scikit", "torch": "pytorch", "tf": "tensorflow", "gcp": "google cloud",
+}  # fmt: skip
+ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9"}
+
+
+def stem(word: str) -> str:
+    """A small suffix stripper: enough to match plural/verb forms, never a dictionary lookup."""
+    w = word
+    if len(w) <= 3 or not w.isalpha():
+        return w
+    for suf, rep in (
+        ("ies", "y"),
+        ("sses", "ss"),
+        ("ing", ""),
+        ("edly", ""),
+        ("ed", ""),
+        ("ly", ""),
+        ("es", ""),
+        ("s", ""),
+    ):
+        if w.endswith(suf) and len(w) - len(suf) >= 3 and not w.endswith("ss"):
+            w = w[: -len(suf)] + rep
+            break
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz":
+        w = w[:-1]  # running -> runn -> run
+    if w.endswith("e") and len(w) > 4:
+        w = w[:-1]  # remove/removing, serialize/serializing
+    return w
+
+
+def word_stem(t: str) -> str:
+    """The stem a token is compared by: tech names and non-words stay as they are."""
+    return t if t in TECH or not t.isalpha() else stem(t)
+
+
+BE = frozenset({"is", "are", "was", "were", "be", "been", "being", "get", "gets", "got"})
+IRREGULAR_PARTICIPLES = frozenset(
+    """made done used set put held sold built sent paid given taken known shown written said
+    found kept left lost read run seen told thought understood chosen driven eaten broken""".split()
+)
+"""With :data:`BE`, what marks a passive ("is mentioned"): there word order says little."""
+
+DEICTIC = frozenset(
+    {
+        "this",
+        "following",
+        "these",
+        "above",
+        "attached",
+        "given",
+        "below",
+        "image",
+        "picture",
+        "question",
+    }
+)
+"""Words that point at something outside the prompt ("this image"): the prompt is not the
+whole question."""
+
+PERSONS = (
+    frozenset({"i", "me", "my", "mine", "myself"}),
+    frozenset({"you", "your", "yours", "yourself", "u", "ur"}),
+    frozenset({"we", "us", "our", "ours"}),
+)
+"""First, second and first-plural person: "my code" and "your code" may want other answers."""
+
+ANTONYMS = _antonym_map(_ANTONYMS_RAW)
+"""Stem -> the stems of its opposites, both ways round."""
