@@ -76,6 +76,9 @@ _REWRITES = tuple(
 """Phrases said another way so that the word lists see them: "w/o" and "sugar-free" negate like
 "without", "fail to" like "not", "(stay) away from" like "avoid", "leave out" like "omit"; "how 2"
 is "how to", not the number 2."""
+_SEASONS = {"spring": "spring", "summer": "summer", "autumn": "autumn", "fall": "autumn",
+            "winter": "winter"}  # fmt: skip
+_SEASON_CUES = frozenset({"in", "during", "this", "next", "last", "every", "through", "over"})
 _NUM_RE = re.compile(r"^\d+(?:[.,]\d+)*(?:st|nd|rd|th|k|m|x|s)?$")
 _CAMEL_RE = re.compile(r"[a-z][A-Z]|[A-Z]{2,}[a-z]")
 
@@ -236,6 +239,8 @@ def _analyse(text: str) -> PromptAnalysis:
             continue
         if t in WEEKDAYS or (t in RELATIVE_TIME and t not in ("this", "next", "last")):
             dates.add(t)
+        if t in _SEASONS and i > 0 and tokens[i - 1] in _SEASON_CUES:
+            dates.add(_SEASONS[t])  # "in summer", not "Spring Boot" or "fall asleep"
         if t in UNITS and ((i > 0 and _parse_number(tokens[i - 1]) is not None) or len(t) > 2):
             units.add(_unit(t))
         if t in STOP:

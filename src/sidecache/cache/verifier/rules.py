@@ -54,8 +54,7 @@ def contradictions(qa: PromptAnalysis, ca: PromptAnalysis) -> list[str]:
     da, db = qa.dates - ca.dates, ca.dates - qa.dates
     if da and db:
         found.append("date")
-    negation = (qa.negations % 2) != (ca.negations % 2) and not (qa.negated & ca.negated)
-    # (unless both negate the same thing: "non-hashable" twice)
+    negation = (qa.negations % 2) != (ca.negations % 2) and not _same_negation(qa, ca)
     b_only = ca.polar - qa.polar
     opposed = [(w, x) for w in qa.polar - ca.polar for x in b_only if _opposed(w, x)]
     if opposed and all((w in qa.negated) != (x in ca.negated) for w, x in opposed):
@@ -78,6 +77,15 @@ def contradictions(qa: PromptAnalysis, ca: PromptAnalysis) -> list[str]:
 
 
 _ARTICLES = frozenset({"the", "a", "an"})
+
+
+def _same_negation(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
+    """Both sides negate the same words, and neither negates a word the other asserts: then a
+    different count of negations is wording ("non-hashable" said twice), not a flip ("is it
+    *not normal* ... not to talk" against "is it normal ... not to talk")."""
+    if not (qa.negated & ca.negated):
+        return False
+    return not ((qa.negated - ca.negated) & ca.content or (ca.negated - qa.negated) & qa.content)
 
 
 def _opposed(w: str, x: str) -> bool:
