@@ -206,6 +206,13 @@ REWORDED_FLIPS = [
         "How do I let guests use my Wi-Fi?",
         "How can I stop guests using my Wi-Fi? I want to prohibit it.",
     ),
+    ("Write an email accepting the job offer.", "email turning down a job offer"),
+    ("Why does my cat scratch the door?", "How do I keep my cat from scratching the door?"),
+    ("Can I bring food into the stadium?", "Why is outside food banned at the stadium?"),
+    (
+        "Is it normal for a 2 year old to not talk yet?",
+        "Is it not normal for a 2 year old to not talk yet?",
+    ),
 ]
 
 SAME_ASK_OTHER_FUNCTION_WORDS = [
@@ -223,6 +230,8 @@ SAME_ASK_OTHER_FUNCTION_WORDS = [
     ("pancakes w/o eggs", "How can I make pancakes without eggs?"),
     ("How far is Lyon from Geneva?", "how far is geneva from lyon"),
     ("How can I make pancakes withut eggs?", "egg-free pancakes?"),
+    ("How do I exit vim?", "how to quit vim editor"),
+    ("How do I log in to Slack on my phone?", "logging in to slack on a phone"),
 ]
 
 

@@ -45,10 +45,11 @@ _TOKEN_RE = re.compile(
 )
 _DIMENSION_RE = re.compile(r"(\d)[x×](\d)")
 _COMPOUND_RE = re.compile(
-    r"\b(check|log|sign|opt|turn|switch|zoom|scale|speed|slow|power|plug|set|roll|back|take)[\s-]"
-    r"(in|out|on|off|up|down|back)\b",
+    r"\b(check|log|sign|opt|turn|switch|zoom|scale|speed|slow|power|plug|set|roll|back|tak)"
+    r"(?:e|s|es|ed|ing|ged|ging|ting|ped|ping|en)?[\s-](in|out|on|off|up|down|back)\b",
     re.IGNORECASE,
 )
+"""Phrasal verbs made one word, in any form: "turning down" -> "turndown", "logged in"."""
 _ENUMERATOR_RE = re.compile(r"(?:^|(?<=\s))\(?\d{1,2}[).](?=\s)")
 """List markers ("1) download, 2) build"): they count items, they are not quantities."""
 _INTERJECTION_RE = re.compile(r"^\s*(?:no|yes|yeah|nope|sure|ok|okay)\s*[,.!:;]\s*", re.IGNORECASE)
@@ -68,7 +69,12 @@ _REWRITES = tuple(
         (r"\b([a-z]+)-free\b", r"without \1"),
         (rf"\b({_FREE_OF})\s+free\b", r"without \1"),
         (r"\b(?:fail|fails|failed|failing)\s+to\b", "not"),
-        (r"\b(?:steer|steers|steering)\s+clear\s+of\b", "avoid"),
+        # "keep the laptop from overheating", "stop my dog from barking": prevent (a bare
+        # "stop" is not a negation: "stop the server", "quit vim")
+        (
+            r"\b(?:keep|keeps|keeping|kept|stop|stops|stopped|stopping)\s+((?:\w+\s+){1,3}?)from(?=\s+\w+ing\b)",
+            r"prevent \1",
+        ),
         (r"(?<!far )\baway\s+from\b", "avoid"),  # "stay away from", "keep the cat away from"
         (r"\b(?:leave|leaves|leaving|left)\s+(?:out|off)\b", "omit"),
     )
@@ -147,7 +153,7 @@ def _analyse(text: str) -> PromptAnalysis:
     prepared = text
     for pattern, replacement in _REWRITES:
         prepared = pattern.sub(replacement, prepared)
-    prepared = _COMPOUND_RE.sub(r"\1\2", _DIMENSION_RE.sub(r"\1 x \2", prepared))
+    prepared = _COMPOUND_RE.sub(_compound, _DIMENSION_RE.sub(r"\1 x \2", prepared))
     prepared = _ENUMERATOR_RE.sub(" ", _INTERJECTION_RE.sub("", prepared))
     matches = list(_TOKEN_RE.finditer(prepared))
     raw = [m.group() for m in matches]
@@ -282,6 +288,11 @@ def _analyse(text: str) -> PromptAnalysis:
         chars=chars,
         n_chars=len(text),
     )
+
+
+def _compound(m: re.Match[str]) -> str:
+    verb = m.group(1).lower()
+    return ("take" if verb == "tak" else verb) + m.group(2).lower()
 
 
 def _participle(t: str) -> bool:

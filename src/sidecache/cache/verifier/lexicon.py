@@ -41,7 +41,7 @@ NEGATIONS = frozenset(
     arent wasnt werent shouldnt wouldnt couldnt didnt hasnt havent hadnt wont mustnt neednt aint
     avoid avoids avoided avoiding refuse refuses refused refusing unable impossible lack lacks
     lacking lacked except exclude excluding absence absent non prevent prevents prevented
-    preventing
+    preventing forbid forbids forbidden prohibit prohibits prohibited banned disallow disallowed
     """.split()
 )
 """Words that flip what a prompt asks. Phrases that do the same ("fail to", "stay away from",
