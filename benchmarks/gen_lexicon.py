@@ -137,8 +137,9 @@ ENTITY_LISTS: dict[str, tuple[str, ...]] = {
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "month": tuple(
-        "January February March April May June July August September October November December".split()
+    "month": (
+        *"January February March April May June".split(),
+        *"July August September October November December".split(),
     ),
     "weekday": tuple("Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()),
     "pyver": ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13"),
