@@ -165,9 +165,21 @@ PREFIXES = (
 )  # fmt: skip
 SUFFIXES = (
     " Thanks!", " thanks in advance", " Thank you.", " please", " Any help is appreciated.",
-    " thx", " Thanks a lot.", " I'd appreciate a short answer.", " Keep it brief.",
-    " (asking for a friend)", " Cheers.", " ty",
+    " thx", " Thanks a lot.", " (asking for a friend)", " Cheers.", " ty", " Thanks so much!",
 )  # fmt: skip
+
+CONSTRAINTS = (
+    "in under 100 words", "for a complete beginner", "on a tight budget", "for kids",
+    "in bullet points", "as a table", "for a small business", "without spending any money",
+    "in less than an hour", "for a family of four", "for seniors", "while traveling abroad",
+    "using only free tools", "for a vegetarian", "with a bad knee", "on a Mac", "in the UK",
+    "for an exam tomorrow", "in a formal tone", "for a wedding", "in a rented flat",
+    "with step-by-step code", "for a large team", "in a rural area", "for a first date",
+    "if I have allergies", "with a disability", "as a student", "during Ramadan",
+    "for a 5-minute presentation", "in a small apartment", "for someone over 60",
+)  # fmt: skip
+"""Conditions an answer must meet: added to one side, they make a hard negative (the stored
+answer ignores them), unlike filler and politeness."""
 
 ABBREVIATIONS = {
     "you": "u", "your": "ur", "please": "pls", "with": "w/", "without": "w/o", "and": "&",

@@ -11,7 +11,9 @@ politeness, abbreviations, synonyms, typos, lower case, no punctuation). From on
 - ``negation`` (0): one polarity flipped (with/without, enable/disable, safe/toxic, ...);
 - ``number_change`` (0): one number, year, percentage, amount, date or version changed;
 - ``entity_swap`` (0): one named thing replaced by another of its type;
-- ``direction_swap`` (0): two named things of one type swapped ("from A to B").
+- ``direction_swap`` (0): two named things of one type swapped ("from A to B");
+- ``added_constraint`` (0): a condition added to one side ("... for a complete beginner",
+  "... in under 100 words"): the stored answer ignores it.
 
 Hard negatives are rendered in the same frame about half the time (a minimal edit) and in
 another frame otherwise (a reworded contradiction, which minimal-edit data never shows).
@@ -36,6 +38,7 @@ from pathlib import Path
 from gen_lexicon import (
     ABBREVIATIONS,
     CHOICES,
+    CONSTRAINTS,
     ENTITY_LISTS,
     NUMBER_WORDS,
     PREFIXES,
@@ -219,8 +222,8 @@ def render_task(f: Filled, rng: random.Random) -> str:
     return re.sub(r"\s+", " ", "".join(out)).strip()
 
 
-def render(f: Filled, frame: str, rng: random.Random) -> str:
-    t = render_task(f, rng)
+def render(f: Filled, frame: str, rng: random.Random, extra: str = "") -> str:
+    t = render_task(f, rng) + (f" {extra}" if extra else "")
     text = frame.replace("{T}", t[:1].upper() + t[1:]).replace("{t}", t)
     return text[:1].upper() + text[1:] if frame.startswith("{t}") and rng.random() < 0.5 else text
 
@@ -311,6 +314,15 @@ def pairs_for(f: Filled, split: str, rng: random.Random, n_para: int) -> list[di
         if rng.random() < 0.5:
             a, b = b, a
         add(a, b, 0, category)
+
+    if task.kind != "q" and rng.random() < 0.5:
+        fa, fb = _two_frames(task.kind, split, rng, same=rng.random() < 0.5)
+        a, b = render(f, fa, rng), render(f, fb, rng, extra=rng.choice(CONSTRAINTS))
+        if rng.random() < 0.5:
+            a, b = surface(a, rng, 0.6), surface(b, rng, 0.6)
+        if rng.random() < 0.5:
+            a, b = b, a
+        add(a, b, 0, "added_constraint")
 
     slots = [(i, p) for i, p in enumerate(task.parts) if isinstance(p, Slot)]
     poles = [i for i, p in slots if p.kind == "pole"]
