@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness import Gateway, basic_config, start_upstream, write_config  # noqa: E402
 from loadgen import encode_request, run, ttft  # noqa: E402
+from support import Gateway, basic_config, start_upstream, write_config  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 ONNX_DIR = ROOT / "benchmarks" / ".cache" / "onnx"

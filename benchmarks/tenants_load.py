@@ -1,9 +1,9 @@
 """Two tenants share one gateway under load: does ``/stats`` split their traffic right?
 
-Starts two fake upstreams (tests/upstream.py) and ``sidecache serve`` as real processes, with a
-pricing table and (unless ``--no-cache``) the cache on, creates one key per tenant with the
-``sidecache keys create`` command, then runs a short bounded load through the openai async
-client at a fixed concurrency. The tenants have different mixes:
+Starts two fake upstreams (``tests/support/fake_upstream``) and ``sidecache serve`` as real
+processes, with a pricing table and (unless ``--no-cache``) the cache on, creates one key per
+tenant with the ``sidecache keys create`` command, then runs a short bounded load through the
+openai async client at a fixed concurrency. The tenants have different mixes:
 
 * ``acme``   model ``m`` (round-robin over both upstreams), short questions: mostly repeats of
              a small FAQ pool (exact hits), some paraphrases of it (semantic hits) and some
@@ -45,10 +45,11 @@ import openai
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness import Gateway, basic_config, start_upstreams, write_config  # noqa: E402
+from report import add_save_flag, results_dir  # noqa: E402
+from support import Gateway, basic_config, start_upstreams, write_config  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 ADMIN = "sk-admin-tenants-load"
 PRICE_IN, PRICE_OUT = 2.5, 10.0  # USD per million tokens (gpt-4o list prices)
 ONNX_DIR = Path.home() / ".cache" / "sidecache-test" / "onnx"
@@ -273,6 +274,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-cache", action="store_true", help="run with the cache off")
+    add_save_flag(ap)
     args = ap.parse_args()
     cache = not args.no_cache
 
@@ -384,7 +386,6 @@ def main() -> None:
             " to every follower)"
         )
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
         "benchmark": "tenants_load",
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
@@ -405,8 +406,9 @@ def main() -> None:
         "client_tallies": {t: v.as_dict() for t, v in tallies.items()},
         "agreement": agree,
     }
-    (RESULTS / "tenants_load.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwrote {RESULTS / 'tenants_load.json'}")
+    path = results_dir(args.save) / "tenants_load.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {path}")
     if not all(all(c.values()) for c in agree.values()):
         sys.exit(1)
 

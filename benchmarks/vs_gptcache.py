@@ -231,12 +231,13 @@ async def run_sidecache(
         )
 
     for text, answer in wl.inserts:
-        await cache.store(
+        await cache.put(
             decision(text),
             {"answer": answer},
             tenant="bench",
             model="bench",
         )
+    await cache.wait_writes()
     await cache.wait_rebuilds()
 
     def verify(new: str, stored: str, sim: float, qvec: np.ndarray, cvec: np.ndarray) -> bool:

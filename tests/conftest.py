@@ -1,4 +1,4 @@
-"""pytest fixtures over the harness in ``tests/harness.py`` (fake upstreams, the real gateway).
+"""pytest fixtures over ``tests/support`` (fake upstreams, the real gateway).
 
 Fixtures
     ``upstreams``            session: three OpenAI-kind upstreams "u1", "u2", "u3" (UpstreamSet)
@@ -7,8 +7,7 @@ Fixtures
     ``gateway_factory``      function: ``make(config_text | Path, env=None) -> Gateway``, stopped
     ``basic_config``, ``write_config``   the helper functions, as fixtures
 Session upstreams are reset (and restarted if a test killed them) before every test that uses
-them. Tests import plain helpers with ``from harness import ...`` (``from conftest import ...``
-keeps working: the names are re-exported here).
+them. Tests import plain helpers with ``from support import ...``.
 """
 
 from __future__ import annotations
@@ -22,31 +21,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (
+from support import (
     GATEWAY_READY_TIMEOUT,
     Gateway,
-    ProcessExited,
     Upstream,
     UpstreamSet,
-    _tail,
     basic_config,
-    free_port,
-    start_upstream,
-    start_upstreams,
     write_config,
 )
-
-__all__ = [
-    "Gateway",
-    "ProcessExited",
-    "Upstream",
-    "UpstreamSet",
-    "basic_config",
-    "free_port",
-    "start_upstream",
-    "start_upstreams",
-    "write_config",
-]
+from support.processes import _tail
+from support.upstreams import start_upstream, start_upstreams
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures.

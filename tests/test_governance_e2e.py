@@ -17,11 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
-import os
-import re
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,8 +28,10 @@ import httpx
 import openai
 import orjson
 import pytest
-from harness import REPO_ROOT, Gateway, basic_config, write_config
 from prometheus_client.parser import text_string_to_metric_families
+from support import Gateway, basic_config, write_config
+from support.counters import gateway_stats, wait_for
+from support.keys import Key, create_key, keys_cli
 
 ADMIN = "sk-admin-governance-e2e"
 PRICE_IN, PRICE_OUT = 1000.0, 2000.0  # USD per million tokens: $0.001 and $0.002 a token
@@ -65,39 +63,6 @@ def usage_of(text: str, context_words: int = 0) -> tuple[int, int]:
     return words + context_words, words + 2  # the answer is "Answer to: " + text
 
 
-@dataclass(frozen=True)
-class Key:
-    raw: str
-    id: str
-    tenant: str
-
-
-def keys_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m sidecache keys ARGS --config CONFIG``, as an operator would run it."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH", "")) if p
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "sidecache", "keys", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(REPO_ROOT),
-        env=env,
-        check=False,
-    )
-
-
-def create_key(config: Path, tenant: str, *options: str) -> Key:
-    r = keys_cli(config, "create", "--tenant", tenant, *options)
-    assert r.returncode == 0, r.stderr
-    raw = r.stdout.strip()
-    found = re.search(r"created (key_[0-9a-f]+)", r.stderr)
-    assert raw.startswith("sk-sc-") and found, (r.stdout, r.stderr)
-    return Key(raw, found.group(1), tenant)
-
-
 def chat(
     gw: Gateway, key: Key | str, text: str, model: str = "m1", **kw: Any
 ) -> openai.types.chat.ChatCompletion:
@@ -112,21 +77,8 @@ def post(http: httpx.Client, text: str, model: str = "m1", **headers: str) -> ht
     return http.post("/v1/chat/completions", json=body, headers=headers)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def stats(gw: Gateway) -> dict[str, Any]:
-    with gw.http(ADMIN) as http:
-        r = http.get("/stats")
-    assert r.status_code == 200, r.text
-    doc: dict[str, Any] = r.json()
-    return doc
+    return gateway_stats(gw, ADMIN)
 
 
 def tenant_stats(gw: Gateway, tenant: str) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from harness import Gateway, basic_config, free_port, write_config
+from support import Gateway, basic_config, free_port, write_config
+from support.counters import gateway_stats, wait_for
 
 PROXY_EXTRA = """
 [routing.retry]
@@ -41,15 +42,6 @@ targets = [{{target = "nowhere/gpt-x"}}, {{target = "u2/gpt-x"}}]
 strategy = "weighted"
 targets = [{{target = "u1/gpt-x", weight = 9}}, {{target = "u2/gpt-x", weight = 1}}]
 """
-
-
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +191,8 @@ def test_no_retry_after_first_byte(gw: Gateway, upstreams) -> None:
             if chunk.choices:
                 received.append(chunk.choices[0].delta.content or "")
     assert "".join(received).startswith("Answer")
-    time.sleep(0.2)
+    # nothing in flight any more: the cut stream was not retried after its first byte
+    assert wait_for(lambda: gateway_stats(gw)["in_flight"] == 0)
     assert upstreams["u1"].stats()["requests"] == 1
 
 

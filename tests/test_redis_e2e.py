@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Gateway, UpstreamSet, basic_config
-from redis_server import RedisServer, redis_server
+from support import Gateway, UpstreamSet, basic_config
+from support.redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server"]
 

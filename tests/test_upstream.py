@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import Gateway, ProcessExited, Upstream, UpstreamSet, basic_config, write_config
+from support import Gateway, ProcessExited, Upstream, UpstreamSet, basic_config, write_config
+from support.counters import wait_for
 
 from sidecache import config as config_mod
 
@@ -36,13 +37,6 @@ def client(up: Upstream, timeout: float = 10.0) -> openai.OpenAI:
 
 def ask(text: str, **kwargs: Any) -> dict[str, Any]:
     return {"model": "gpt-x", "messages": [{"role": "user", "content": text}], **kwargs}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def sse(lines: Iterator[str]) -> list[tuple[str, str]]:
@@ -194,7 +188,7 @@ def test_cut_drops_the_stream_without_finish(u1: Upstream) -> None:
     assert all(c.choices[0].finish_reason is None for c in got)
     with pytest.raises(openai.APIConnectionError):
         client(u1).chat.completions.create(**ask(f"{USER} [[cut:2]]"))
-    wait_for(lambda: u1.stats()["responses_cut"] == 2)
+    assert wait_for(lambda: u1.stats()["responses_cut"] == 2)
 
 
 def test_malformed_line_after_first_chunk(u1: Upstream) -> None:
@@ -225,7 +219,7 @@ def test_error_event_after_two_chunks(u1: Upstream) -> None:
 def test_hang_until_the_client_gives_up(u1: Upstream) -> None:
     with pytest.raises(openai.APITimeoutError):
         client(u1, timeout=0.3).chat.completions.create(**ask("hi [[hang]]"))
-    wait_for(lambda: u1.stats()["requests_cancelled"] == 1)
+    assert wait_for(lambda: u1.stats()["requests_cancelled"] == 1)
     assert u1.stats()["in_flight"] == 0
 
 
@@ -236,7 +230,7 @@ def test_streams_cancelled_counts_a_client_leaving(u1: Upstream) -> None:
     ) as resp:
         lines = resp.iter_lines()
         assert next(lines).startswith("data: ")
-    wait_for(lambda: u1.stats()["streams_cancelled"] == 1)
+    assert wait_for(lambda: u1.stats()["streams_cancelled"] == 1)
     stats = u1.stats()
     assert stats["streams_started"] == 1 and stats["streams_completed"] == 0
     assert stats["in_flight"] == 0

@@ -1,25 +1,46 @@
 """Application assembly: the only module that wires the parts together.
 
-``build_app(config)`` returns a Starlette app whose lifespan creates every stateful part
-(provider clients, router, cache, accounting) and keeps it on ``app.state``; nothing is built
-at import time.
+``build_app(config)`` returns an ASGI app whose lifespan creates every stateful part and keeps it
+on ``app.state``; nothing is built at import time. Start-up is split so the port opens at once:
+the lifespan builds what is quick (providers, router, keys, limits, the pipeline) and returns,
+so ``/healthz`` answers immediately; the cache (the embedding model, the indexes, the verifier)
+loads in a background task, ``/readyz`` says 503 until it is in, and a request that arrives
+meanwhile waits a few seconds for it (then goes on uncached). A cache that cannot start (Redis
+unreachable, no model) stops the gateway with the reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from sidecache import providers
-from sidecache.api import admin, chat, errors, models, observe
+from sidecache.api import (
+    admin,
+    chat,
+    embeddings,
+    errors,
+    messages,
+    models,
+    observe,
+    responses,
+)
+from sidecache.api.concurrency import ConcurrencyLimit
 from sidecache.config import Config
+from sidecache.datadir import private_dir
+from sidecache.embeddings import EmbeddingsPath
 from sidecache.errors import GatewayError
 from sidecache.governance.gate import Gate
 from sidecache.governance.pii import Redactor
@@ -39,19 +60,64 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+async def _start_cache(config: Config, data_dir: Path, state: Any, pipeline: Pipeline) -> None:
+    """Load the cache and its verifier, then hand them to the pipeline (background task)."""
+    from sidecache.cache.semantic import SemanticCache
+
+    cache = state.cache = SemanticCache(config.cache, data_dir)
+    await cache.start()
+    verify = None
+    if config.cache.semantic and config.cache.verifier.enabled:
+        verify = await asyncio.to_thread(_load_verifier, config)
+    pipeline.use_cache(cache, verify)
+
+
+def _load_verifier(config: Config) -> Any:
+    from sidecache.cache.embedder import vectors_id
+    from sidecache.cache.verifier import Verifier
+
+    verifier = Verifier.load(config.cache.verifier.model_path or None)
+    verifier = verifier.with_cutoff(config.cache.verifier.cutoff)
+    vectors = vectors_id(config.cache.embedder)
+    if vectors != verifier.vectors:
+        log.warning(
+            "the hit verifier was trained on vectors of %s, the embedder makes %s:"
+            " it judges by the text alone (retrain it with"
+            " benchmarks/train_verifier.py for this embedder)",
+            verifier.vectors,
+            vectors,
+        )
+    return verifier.for_embedder(vectors).check
+
+
+def start_line(config: Config, gate: Gate, router: Router) -> str:
+    """The one line that tells an operator what this gateway is."""
+    s = config.server
+    cache = "off"
+    if config.cache.enabled:
+        cache = f"{config.cache.store}" + (" semantic" if config.cache.semantic else " exact-only")
+    aliases = ", ".join(router.routes) or ("pass-through" if config.passthrough_models else "none")
+    return (
+        f"sidecache listening on http://{s.host}:{s.port} | providers: "
+        f"{', '.join(config.providers) or 'none'} | models: {aliases} | cache: {cache} | "
+        f"anonymous access: {'on' if gate.anonymous_allowed() else 'off'}"
+    )
+
+
 def build_app(config: Config) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = app.state
         state.config = config
         state.ready = False
-        data_dir = Path(config.server.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        state.fatal = None
+        state.cache = None
+        data_dir = private_dir(config.server.data_dir)
         upstreams = {name: providers.build(name, p) for name, p in config.providers.items()}
         recorder = state.recorder = Recorder(
             config.observability, log_prompts=config.server.log_prompts
         )
-        state.router = Router(
+        router = state.router = Router(
             config.models,
             upstreams,
             config.routing,
@@ -60,46 +126,36 @@ def build_app(config: Config) -> Starlette:
         )
         gate = state.gate = Gate(config, recorder, loopback=is_loopback(config.server.host))
         await gate.start()
-        cache = None
-        verify = None
-        if config.cache.enabled:
-            from sidecache.cache.semantic import SemanticCache
-
-            cache = SemanticCache(config.cache, data_dir)
-            await cache.start()
-            if config.cache.verifier.enabled:
-                from sidecache.cache.embedder import vectors_id
-                from sidecache.cache.verifier import Verifier
-
-                verifier = Verifier.load(config.cache.verifier.model_path or None)
-                vectors = vectors_id(config.cache.embedder)
-                if vectors != verifier.vectors:
-                    log.warning(
-                        "the hit verifier was trained on vectors of %s, the embedder makes %s:"
-                        " it judges by the text alone (retrain it with"
-                        " benchmarks/train_verifier.py for this embedder)",
-                        verifier.vectors,
-                        vectors,
-                    )
-                verify = verifier.for_embedder(vectors).check
-        state.cache = cache
         redactor = Redactor(config.pii.kinds or None) if config.pii.enabled else None
-        state.pipeline = Pipeline(
-            config, state.router, cache=cache, verify=verify, gate=gate, redactor=redactor
+        pipeline = state.pipeline = Pipeline(
+            config, router, gate=gate, redactor=redactor, cache_expected=config.cache.enabled
         )
-        state.ready = True
-        log.info(
-            "sidecache ready: %d provider(s), %d model alias(es), cache %s",
-            len(upstreams),
-            len(config.models),
-            "on" if cache else "off",
-        )
+        state.embeddings = EmbeddingsPath(config, router, gate, pipeline)
+
+        async def warm_up() -> None:
+            try:
+                if config.cache.enabled:
+                    await _start_cache(config, data_dir, state, pipeline)
+            except Exception as exc:
+                state.fatal = exc
+                message = exc.message if isinstance(exc, GatewayError) else repr(exc)
+                log.error("sidecache cannot start: %s", message)
+                os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down cleanly
+                return
+            state.ready = True
+            log.info("sidecache ready: %s", "cache loaded" if state.cache else "no cache")
+
+        warming = asyncio.create_task(warm_up(), name="sidecache-warm-up")
+        log.info(start_line(config, gate, router))
         try:
             yield
         finally:
             state.ready = False
-            if cache is not None:
-                await cache.aclose()
+            warming.cancel()
+            with contextlib.suppress(BaseException):
+                await warming
+            if state.cache is not None:
+                await state.cache.aclose()
             for p in upstreams.values():
                 await p.aclose()
             await gate.aclose()
@@ -107,6 +163,11 @@ def build_app(config: Config) -> Starlette:
     routes = [
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
         Route("/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/responses", responses.responses, methods=["POST"]),
+        Route("/responses", responses.responses, methods=["POST"]),
+        Route("/v1/messages", messages.messages, methods=["POST"]),
+        Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
+        Route("/embeddings", embeddings.embeddings, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/healthz", models.healthz, methods=["GET"]),
         Route("/readyz", models.readyz, methods=["GET"]),
@@ -121,6 +182,7 @@ def build_app(config: Config) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(ConcurrencyLimit, limit=config.server.max_connections)],
         exception_handlers={
             GatewayError: errors.on_gateway_error,
             HTTPException: errors.on_http_error,

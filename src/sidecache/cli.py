@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -15,11 +17,50 @@ from sidecache.errors import ConfigError, GatewayError
 
 
 def load_config(path: str | None) -> config_mod.Config:
+    """The config file (``--config``, else ``$SIDECACHE_CONFIG``) or the environment alone,
+    with the ``SIDECACHE_*`` server variables applied on top (see ``config.server_from_env``)."""
     path = path or os.environ.get("SIDECACHE_CONFIG")
-    return config_mod.load(path) if path else config_mod.from_env()
+    cfg = config_mod.load(path) if path else config_mod.from_env()
+    return config_mod.server_from_env(cfg)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Open the listening socket before anything slow is imported or loaded: the port is open
+    within a fraction of a second, and a port in use fails at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc.strerror}"
+        raise ConfigError(f"cannot listen on {host}:{port}: the address {reason}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+_QUIET = ("httpx", "httpcore", "faiss", "faiss.loader", "onnxruntime", "urllib3", "filelock")
+"""Libraries whose info lines (one per upstream call, CPU feature banners) are noise here."""
 
 
 def _serve(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    host = args.host or cfg.server.host
+    port = args.port if args.port is not None else cfg.server.port
+    sock = _bind(host, port)
+    port = int(sock.getsockname()[1])
+    cfg = msgspec.structs.replace(
+        cfg, server=msgspec.structs.replace(cfg.server, host=host, port=port)
+    )
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()), format="%(message)s", stream=sys.stderr
+    )
+    if args.log_level != "debug":
+        for name in _QUIET:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
     import importlib.util
 
     import uvicorn
@@ -27,33 +68,24 @@ def _serve(args: argparse.Namespace) -> int:
     from sidecache.app import build_app
     from sidecache.observability.logs import json_lines_handler
 
-    cfg = load_config(args.config)
-    host = args.host or cfg.server.host
-    port = args.port if args.port is not None else cfg.server.port
-    cfg = msgspec.structs.replace(
-        cfg, server=msgspec.structs.replace(cfg.server, host=host, port=port)
-    )
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()), format="%(message)s", stream=sys.stderr
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
     access = logging.getLogger("sidecache.access")
     access.setLevel(logging.INFO)
     access.propagate = False
     access.addHandler(json_lines_handler())
     app = build_app(cfg)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+            http="httptools" if importlib.util.find_spec("httptools") else "h11",
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
     )
-    return 0
+    server.run(sockets=[sock])
+    return 1 if getattr(app.state, "fatal", None) is not None else 0
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -125,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--budget-period", choices=["day", "month"], help="default: month")
     lst = ksub.add_parser("list", help="list keys (never the keys themselves)")
     lst.add_argument("--all", action="store_true", help="include revoked keys")
-    revoke = ksub.add_parser("revoke", help="revoke a key by id or prefix")
-    revoke.add_argument("key", help="key id (key_...) or its displayed prefix")
+    revoke = ksub.add_parser("revoke", help="revoke a key: the full key, its id or its prefix")
+    revoke.add_argument("key", help="the key itself (sk-sc-...), its id (key_...) or its prefix")
     for p in (create, lst, revoke):
         p.add_argument("--config", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
     keys.set_defaults(func=_keys)

@@ -13,6 +13,7 @@ class and chain the cause with ``raise ... from exc``.
     ├── PermissionDenied         403
     ├── NotFound                 404
     │   └── ModelNotFound        404
+    ├── RequestTimeout           408     (the body did not arrive in time)
     ├── PayloadTooLarge          413
     ├── UnprocessableEntity      422
     ├── RateLimited              429     (retry_after seconds)
@@ -99,6 +100,12 @@ class NotFound(GatewayError):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class PayloadTooLarge(GatewayError):

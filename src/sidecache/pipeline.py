@@ -1,33 +1,37 @@
 """The request path for one chat completion, from a validated request to an answer.
 
 policy -> exact + semantic lookup -> (hit: stored answer, JSON or replayed SSE)
-       -> (miss: single-flight -> router -> provider, streamed through, stored on clean finish)
+       -> (miss: budget reservation -> single-flight -> router -> provider, streamed through,
+           made visible in the cache before the client's last byte, written in the background)
 
-It knows nothing of HTTP: it returns an ``Answer`` (a JSON body or an async iterator of SSE
-bytes, plus the gateway's headers) that ``api/chat.py`` turns into a response.
+It knows nothing of HTTP: ``chat`` returns an ``Answer`` (a JSON body or an async iterator of
+SSE bytes, plus the gateway's headers) and fills in the request's ``Exchange`` as facts become
+known; ``api/`` sends the answer and calls ``settle`` exactly once, whatever way the response
+ended. Errors are raised as ``GatewayError`` for ``api/`` to render.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sidecache.api import sse
-from sidecache.api.completion import ChunkAccumulator, new_id, replay_chunks
-from sidecache.api.schemas import ChatRequest, message_text
 from sidecache.config import Config
-from sidecache.errors import GatewayError, UpstreamError, UpstreamProtocolError
-from sidecache.request import Outcome, RequestContext
-from sidecache.routing.router import Route, Router, TargetState
+from sidecache.errors import GatewayError, ModelNotFound, UpstreamError, UpstreamProtocolError
+from sidecache.exchange import Exchange, RequestContext
+from sidecache.openai import sse
+from sidecache.openai.chunks import ChunkAccumulator, replay_chunks
+from sidecache.openai.ids import new_id
+from sidecache.openai.schemas import ChatRequest, message_text
+from sidecache.openai.stream_format import StreamFormat
+from sidecache.routing.router import Route, Router
 from sidecache.routing.singleflight import Flight, FlightGroup
-
-log = logging.getLogger("sidecache")
 
 if TYPE_CHECKING:
     from sidecache.cache.policy import Decision
@@ -35,20 +39,19 @@ if TYPE_CHECKING:
     from sidecache.governance.gate import Gate
     from sidecache.governance.pii import Redactor
 
+log = logging.getLogger("sidecache")
+
+CACHE_WAIT_SECONDS = 5.0
+"""How long a request that arrives while the cache loads waits for it before going uncached."""
+UNKNOWN_MODEL = "_unknown"
+"""The model label of requests for a name that is no alias: clients cannot grow metrics."""
+
 
 @dataclass
 class Answer:
     headers: dict[str, str]
     body: dict[str, Any] | None = None
     stream: AsyncIterator[bytes] | None = None
-
-
-def _failed(outcome: Outcome, exc: GatewayError) -> Outcome:
-    """Mark an outcome as an error, keeping the provider that failed."""
-    outcome.outcome, outcome.status = "error", exc.status
-    outcome.error_reason = exc.code or type(exc).__name__
-    outcome.provider = outcome.provider or exc.provider
-    return outcome
 
 
 class Pipeline:
@@ -61,21 +64,48 @@ class Pipeline:
         verify: Verify | None = None,
         gate: Gate,
         redactor: Redactor | None = None,
+        cache_expected: bool = False,
     ) -> None:
+        """``cache_expected``: a cache is loading and will arrive by ``use_cache``; requests
+        wait up to ``CACHE_WAIT_SECONDS`` for it, then go on uncached."""
         self.cfg = cfg
         self.router = router
         self.cache = cache
         self.verify = verify
+        self._cache_ready = asyncio.Event()
+        if cache is not None or not cache_expected:
+            self._cache_ready.set()
         self.flights = FlightGroup()
         self.gate = gate
         self.redactor = redactor
-        self._background: set[asyncio.Task[Any]] = set()
+        self.in_flight = 0
+        """Requests opened and not yet settled (for graceful shutdown and tests)."""
 
-    # -- accounting -------------------------------------------------------------------------
+    def use_cache(self, cache: SemanticCache, verify: Verify | None) -> None:
+        """The cache finished loading: every request from now on looks it up."""
+        self.cache, self.verify = cache, verify
+        self._cache_ready.set()
 
-    def _finish(self, outcome: Outcome) -> None:
-        outcome.latency_s = time.perf_counter() - outcome.ctx.started
-        self.gate.settle(outcome)
+    # -- a request's lifetime -----------------------------------------------------------------
+
+    def open(self, ctx: RequestContext) -> Exchange:
+        """Start accounting for one request; ``settle`` must follow, exactly once."""
+        self.in_flight += 1
+        return Exchange(ctx)
+
+    def settle(self, ex: Exchange) -> None:
+        """Account a finished request: money, limits, metrics, stats and the access log.
+
+        Idempotent: the one ``finally`` that owns the response calls it in every case; an
+        answer that ends normally is settled just before its last byte, so that what the
+        client does next (read ``/stats``, send the next request) sees it accounted.
+        """
+        if ex.settled:
+            return
+        ex.settled = True
+        self.in_flight -= 1
+        ex.latency_s = time.perf_counter() - ex.ctx.started
+        self.gate.settle(ex)
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -107,7 +137,7 @@ class Pipeline:
         return self.verify
 
     def _serve_hit(
-        self, ctx: RequestContext, req: ChatRequest, route: Route, hit: Hit, outcome: Outcome
+        self, ex: Exchange, req: ChatRequest, hit: Hit, fmt: StreamFormat | None
     ) -> Answer:
         stored: dict[str, Any] = orjson.loads(hit.entry.response)
         completion = {**stored, "id": new_id(), "created": int(time.time())}
@@ -116,36 +146,36 @@ class Pipeline:
             "x-sidecache-similarity": f"{hit.similarity:.4f}",
             "x-sidecache-entry": str(hit.entry.id),
         }
-        outcome.outcome = f"hit-{hit.kind}"
-        outcome.saved_usage = stored.get("usage")
-        outcome.saved_model = stored.get("model", "")
+        ex.outcome = "hit-exact" if hit.kind == "exact" else "hit-semantic"
+        ex.saved_usage = stored.get("usage")
+        ex.saved_model = stored.get("model", "")
+        ex.ttft_s = time.perf_counter() - ex.ctx.started
         if not req.stream:
-            outcome.ttft_s = time.perf_counter() - ctx.started
-            self._finish(outcome)
             return Answer(headers, body=completion)
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        include_usage = fmt is not None or bool(
+            req.stream_options and req.stream_options.include_usage
+        )
         chunks = replay_chunks(
             completion, include_usage=include_usage, chunk_chars=self.cfg.cache.replay_chunk_chars
         )
 
         async def replay() -> AsyncIterator[bytes]:
-            outcome.ttft_s = time.perf_counter() - ctx.started
             for chunk in chunks:
-                yield sse.encode(chunk)
-            yield sse.DONE
-            self._finish(outcome)
+                yield sse.encode(chunk) if fmt is None else fmt.chunk(chunk)
+            self.settle(ex)  # before the last byte: the client's next request sees it counted
+            yield sse.DONE if fmt is None else fmt.done()
 
         return Answer(headers, stream=replay())
 
-    def _store_later(
+    async def _store(
         self, ctx: RequestContext, decision: Decision, route: Route, completion: dict[str, Any]
     ) -> None:
-        """Store a clean answer without making the client wait for the disk."""
-        if self.cache is None:
-            return
+        """Make a clean answer visible to the next request (the durable write goes on in the
+        background). A cache that fails here costs the entry, never the answer."""
+        assert self.cache is not None
         usage = completion.get("usage") or {}
-        task = asyncio.create_task(
-            self.cache.store(
+        try:
+            await self.cache.put(
                 decision,
                 completion,
                 ttl=ctx.ttl if ctx.ttl is not None else (self.cfg.cache.ttl_seconds or None),
@@ -154,17 +184,9 @@ class Pipeline:
                 namespace=ctx.namespace or "",
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
-                cost_usd=0.0,
             )
-        )
-        self._background.add(task)
-        task.add_done_callback(self._stored)
-
-    def _stored(self, task: asyncio.Task[Any]) -> None:
-        """A failed store is logged and dropped: the client already has its answer."""
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("cache store failed, answer not cached: %r", task.exception())
+        except Exception as exc:
+            log.warning("cache store failed, answer not cached: %r", exc)
 
     # -- upstream ---------------------------------------------------------------------------
 
@@ -173,11 +195,12 @@ class Pipeline:
         flight: Flight,
         route: Route,
         body: dict[str, Any],
-        store: Callable[[dict[str, Any]], None],
+        ctx: RequestContext,
+        decision: Decision | None,
     ) -> None:
         (first, rest), target = await self.router.open_stream(route, body)
-        flight.meta["target"] = target
-        flight.meta["ttft"] = time.perf_counter()
+        flight.target = target
+        flight.first_byte_at = time.perf_counter()
         acc = ChunkAccumulator()
         chunk = first
         try:
@@ -196,95 +219,125 @@ class Pipeline:
         if not acc.finished:
             raise UpstreamProtocolError(f"{target.provider_name}: stream ended before it finished")
         completion = acc.completion()
+        if decision is not None and decision.write:
+            await self._store(ctx, decision, route, completion)
         flight.finish(completion)
-        store(completion)
 
     async def _run_complete(
         self,
         flight: Flight,
         route: Route,
         body: dict[str, Any],
-        store: Callable[[dict[str, Any]], None],
+        ctx: RequestContext,
+        decision: Decision | None,
     ) -> None:
         completion, target = await self.router.complete(route, body)
-        flight.meta["target"] = target
-        flight.meta["ttft"] = time.perf_counter()
-        flight.finish(completion)
+        flight.target = target
+        flight.first_byte_at = time.perf_counter()
         choices = completion.get("choices") or []
-        if choices and all(c.get("finish_reason") for c in choices):
-            store(completion)
+        finished = bool(choices) and all(c.get("finish_reason") for c in choices)
+        if decision is not None and decision.write and finished:
+            await self._store(ctx, decision, route, completion)
+        flight.finish(completion)
 
     # -- entry point ------------------------------------------------------------------------
 
-    async def chat(self, ctx: RequestContext, body: dict[str, Any], req: ChatRequest) -> Answer:
-        """Answer one request; every outcome, errors included, is accounted exactly once."""
-        outcome = Outcome(ctx, req.model, "error")
+    async def chat(
+        self,
+        ex: Exchange,
+        body: dict[str, Any],
+        req: ChatRequest,
+        fmt: StreamFormat | None = None,
+    ) -> Answer:
+        """Answer one request, filling in ``ex``; errors are raised (and marked on ``ex``).
+
+        ``fmt``: a stream is written through it (another API's events) instead of as Chat
+        Completions chunks; a JSON answer is always a chat.completion for the caller to turn
+        into its own API's shape."""
         try:
-            return await self._chat(ctx, body, req, outcome)
+            return await self._chat(ex, body, req, fmt)
         except GatewayError as exc:
-            self._finish(_failed(outcome, exc))
+            ex.fail(exc)
+            if exc.status == 404 and ex.model not in self.router.routes:
+                ex.model = UNKNOWN_MODEL  # a pass-through name the upstream does not know
             raise
 
     async def _chat(
-        self, ctx: RequestContext, body: dict[str, Any], req: ChatRequest, outcome: Outcome
+        self, ex: Exchange, body: dict[str, Any], req: ChatRequest, fmt: StreamFormat | None
     ) -> Answer:
-        route = self.router.resolve(req.model)
-        outcome.model = route.alias
+        ctx = ex.ctx
+        try:
+            route = self.router.resolve(req.model)
+        except ModelNotFound:
+            ex.model = UNKNOWN_MODEL
+            raise
+        ex.model = route.alias if route.spec is not None else req.model
         ctx.user = req.user
-        ctx.est_tokens = self.gate.admit(ctx.key, route.alias, body)
+        self.gate.admit(ex, route.alias, body)
         body, pii_found = self._redact(body)
         if self.cfg.server.log_prompts:
             users = [m for m in body.get("messages") or () if m.get("role") == "user"]
             prompt = message_text(users[-1].get("content")) if users else ""
             ctx.prompt = self.redactor.redact(prompt)[0] if self.redactor else prompt
+        if not self._cache_ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._cache_ready.wait(), CACHE_WAIT_SECONDS)
         pii = self.cfg.pii
         uncacheable = pii_found and (pii.never_cache or not pii.redact_upstream)
         decision = None if uncacheable else self._decide(ctx, body, route)
-        outcome.outcome = "bypass"
+        ex.outcome = "bypass"
         if decision is not None and self.cache is not None:
             if decision.read:
                 if not self.cfg.limits.serve_hits_over_budget:
-                    self.gate.check_budget(ctx.key)
+                    self.gate.check_budget(ex)
                 hit = await self.cache.lookup(
                     decision, threshold=self._threshold(ctx, route), verify=self._verifier(route)
                 )
                 if hit is not None:
-                    return self._serve_hit(ctx, req, route, hit, outcome)
+                    return self._serve_hit(ex, req, hit, fmt)
             if decision.read or decision.write:
-                outcome.outcome = "miss"
-        self.gate.check_budget(ctx.key)
+                ex.outcome = "miss"
+        self.gate.reserve(ex, body, [t.upstream_model for t in route.targets])
+        if decision is not None and self.cache is not None:
+            self.cache.prepare(decision)
+        return await self._upstream(ex, body, req, route, decision, fmt)
 
-        def store(completion: dict[str, Any]) -> None:
-            if decision is not None and decision.write:
-                self._store_later(ctx, decision, route, completion)
-
+    async def _upstream(
+        self,
+        ex: Exchange,
+        body: dict[str, Any],
+        req: ChatRequest,
+        route: Route,
+        decision: Decision | None,
+        fmt: StreamFormat | None = None,
+    ) -> Answer:
         stream = bool(req.stream)
         key = None
         if decision is not None and (decision.read or decision.write):
             key = f"{decision.key_hash}:{int(stream)}:{int(decision.write)}"
         runner = self._run_stream if stream else self._run_complete
-        flight, leader = self.flights.join(key, lambda f: runner(f, route, body, store))
-        outcome.coalesced = not leader
-        headers = {"x-sidecache": outcome.outcome}
+        ctx = ex.ctx
+        flight, leader = self.flights.join(key, lambda f: runner(f, route, body, ctx, decision))
+        ex.coalesced = not leader
+        headers: dict[str, str] = {"x-sidecache": ex.outcome}
         if not stream:
             try:
                 completion = await flight.wait_result()
             finally:
                 flight.detach()
-                self._note_target(outcome, flight)
-            outcome.usage = completion.get("usage")
-            outcome.completion = completion
-            self._finish(outcome)
+                self._note_target(ex, flight)
+            ex.usage = completion.get("usage")
+            ex.completion = completion
             return Answer(headers, body=completion)
         try:
             await flight.first()
         except BaseException:
             flight.detach()
-            self._note_target(outcome, flight)
+            self._note_target(ex, flight)
             raise
-        self._note_target(outcome, flight)
+        self._note_target(ex, flight)
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return Answer(headers, stream=self._relay(flight, outcome, include_usage))
+        return Answer(headers, stream=self._relay(flight, ex, include_usage, fmt))
 
     def _redact(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """With PII redaction on: the body to use from here on, and whether PII was found.
@@ -300,20 +353,23 @@ class Pipeline:
             return body, False
         return ({**body, "messages": messages} if self.cfg.pii.redact_upstream else body), True
 
-    def _note_target(self, outcome: Outcome, flight: Flight) -> None:
-        target: TargetState | None = flight.meta.get("target")
+    def _note_target(self, ex: Exchange, flight: Flight) -> None:
+        target = flight.target
         if target is not None:
-            outcome.provider = target.provider_name
-            outcome.upstream_model = target.upstream_model
-        if "ttft" in flight.meta:
-            outcome.ttft_s = max(0.0, flight.meta["ttft"] - outcome.ctx.started)
+            ex.provider = target.provider_name
+            ex.upstream_model = target.upstream_model
+        if flight.first_byte_at is not None:
+            ex.ttft_s = max(0.0, flight.first_byte_at - ex.ctx.started)
 
     async def _relay(
-        self, flight: Flight, outcome: Outcome, include_usage: bool
+        self, flight: Flight, ex: Exchange, include_usage: bool, fmt: StreamFormat | None = None
     ) -> AsyncIterator[bytes]:
-        """Send the flight's chunks as SSE; an error after the first byte becomes an error event."""
+        """Send the flight's chunks as SSE; an error after the first byte becomes an error event.
+
+        Closing this generator early (the client left) detaches from the flight, which cancels
+        the upstream call once no follower is left; what was received until then is billed.
+        """
         usage = None
-        dumps = orjson.dumps
         try:
             async for batch in flight.follow():
                 out = []
@@ -321,21 +377,37 @@ class Pipeline:
                     if "usage" in chunk:
                         if chunk["usage"]:
                             usage = chunk["usage"]
-                        if not include_usage:
+                        if fmt is None and not include_usage:
                             if not chunk.get("choices"):
                                 continue  # the usage chunk the gateway asked for, not the client
                             chunk = {k: v for k, v in chunk.items() if k != "usage"}
-                    out.append(b"data: " + dumps(chunk) + b"\n\n")
+                    out.append(sse.encode(chunk) if fmt is None else fmt.chunk(chunk))
                 if out:
                     yield b"".join(out)
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and flight.error is not exc:
+                raise  # this task is being cancelled (client gone, shutdown), not the flight
             err = exc if isinstance(exc, GatewayError) else UpstreamError(f"stream failed: {exc}")
-            yield sse.encode(err.to_dict())
-            self._finish(_failed(outcome, err))
+            ex.fail(err)
+            ex.completion = _partial(flight)
+            self.settle(ex)
+            yield sse.encode(err.to_dict()) if fmt is None else fmt.error(err)
             return
         finally:
             flight.detach()
-        yield sse.DONE
-        outcome.usage = usage
-        outcome.completion = flight.result
-        self._finish(outcome)
+            if ex.completion is None and flight.result is None:
+                ex.completion = _partial(flight)  # the client left: bill what it cost so far
+        ex.usage = usage
+        ex.completion = flight.result
+        self.settle(ex)  # before the last byte: the client's next request sees it counted
+        yield sse.DONE if fmt is None else fmt.done()
+
+
+def _partial(flight: Flight) -> dict[str, Any] | None:
+    """What a stream that did not finish had produced, as a completion (for billing)."""
+    if not flight.chunks:
+        return None
+    acc = ChunkAccumulator()
+    for chunk in flight.chunks:
+        acc.add(chunk)
+    return acc.completion()

@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 import pytest
-import redis
-from redis_server import RedisServer, redis_prefix, redis_server
+from support.redis_server import RedisServer, redis_prefix, redis_server
+from support.stores import put
 
 from sidecache.cache.embedder import Embedder
+from sidecache.cache.entries import ChangeLogGap, Subscribable
 from sidecache.cache.redis_store import RedisStore, redact_url
 from sidecache.cache.semantic import SemanticCache
-from sidecache.cache.store import ChangeLogGap, Subscribable
 from sidecache.config import CacheConfig, RedisConfig, from_dict
 from sidecache.errors import ServiceUnavailable
 
@@ -31,7 +31,7 @@ from .test_store import (
     test_lru_victims_are_least_recently_hit,
     test_put_get_round_trip,
     test_recent_newest_first,
-    test_same_key_hash_replaces_in_place,
+    test_same_key_hash_replaces_the_older_entry,
     test_size_bytes_grows,
     test_touch_is_buffered_and_counts,
 )
@@ -44,7 +44,7 @@ __all__ = [
     "test_lru_victims_are_least_recently_hit",
     "test_put_get_round_trip",
     "test_recent_newest_first",
-    "test_same_key_hash_replaces_in_place",
+    "test_same_key_hash_replaces_the_older_entry",
     "test_size_bytes_grows",
     "test_touch_is_buffered_and_counts",
 ]
@@ -68,7 +68,7 @@ def store(redis_server: RedisServer, redis_prefix: str) -> Iterator[RedisStore]:
 
 def test_entries_survive_a_new_store(redis_server: RedisServer, redis_prefix: str) -> None:
     s = open_store(redis_server, redis_prefix)
-    ids = [s.put(entry(f"k{i}")) for i in range(5)]
+    ids = [put(s, entry(f"k{i}")) for i in range(5)]
     s.touch(ids[0], 1234.0)
     s.close()  # writes the buffered hit
     s2 = open_store(redis_server, redis_prefix)
@@ -81,21 +81,23 @@ def test_entries_survive_a_new_store(redis_server: RedisServer, redis_prefix: st
     s2.close()
 
 
-def test_replace_keeps_hits_and_updates_expiry(store: RedisStore) -> None:
-    i = store.put(entry("k", expires_at=1500.0))
+def test_replace_drops_the_old_entry_and_its_expiry(store: RedisStore) -> None:
+    i = put(store, entry("k", expires_at=1500.0))
     store.touch(i, 1400.0)
-    assert store.put(entry("k", created=1450.0)) == i  # no expiry any more
-    got = store.get(i)
-    assert got is not None and got.hits == 1 and got.last_hit == 1400.0
+    j = put(store, entry("k", created=1450.0))  # no expiry any more
+    assert j != i and store.get(i) is None and store.count() == 1
+    got = store.get(j)
+    assert got is not None and got.hits == 0 and got.last_hit == 1450.0
     assert got.expires_at is None and store.expired(5000.0) == []
+    assert store.lru_victims(0) == [j]
 
 
 def test_prefixes_keep_deployments_apart(redis_server: RedisServer, redis_prefix: str) -> None:
     a = open_store(redis_server, redis_prefix + "a:")
     b = open_store(redis_server, redis_prefix + "b:")
-    ia = a.put(entry("same"))
+    ia = put(a, entry("same"))
     assert b.get_by_key_hash(entry("same").key_hash) is None and b.count() == 0
-    ib = b.put(entry("same"))
+    ib = put(b, entry("same"))
     assert ia == ib == 1  # each deployment has its own id counter
     assert a.flush() == [ia] and b.count() == 1
     a.close()
@@ -103,8 +105,8 @@ def test_prefixes_keep_deployments_apart(redis_server: RedisServer, redis_prefix
 
 
 def test_touch_of_a_deleted_entry_is_dropped(store: RedisStore) -> None:
-    i = store.put(entry("k"))
-    j = store.put(entry("j"))
+    i = put(store, entry("k"))
+    j = put(store, entry("j"))
     store.touch(i, 2000.0)
     store.touch(j, 2000.0)
     store.delete([i])
@@ -114,11 +116,15 @@ def test_touch_of_a_deleted_entry_is_dropped(store: RedisStore) -> None:
     assert got is not None and got.hits == 1
 
 
-def test_entry_without_vector_is_stored_but_not_announced(store: RedisStore) -> None:
+def test_entry_without_vector_is_announced_with_its_key_only(store: RedisStore) -> None:
     pos = store.stream_position()
-    i = store.put(entry("k", vector=b""))
+    i = put(store, entry("k", vector=b""))
     assert store.get(i) is not None and list(store.iter_vectors()) == []
-    assert store.events_since(pos, 0) == (pos, [])
+    _, events = store.events_since(pos, 0)
+    assert [(e.op, e.ids, e.vector, e.key_hash) for e in events] == [
+        ("add", (i,), b"", entry("k").key_hash)
+    ]
+    assert list(store.iter_key_hashes()) == [entry("k").key_hash]
 
 
 # -- the change stream -------------------------------------------------------------------------
@@ -131,16 +137,17 @@ def test_events_announce_puts_and_deletes(redis_server: RedisServer, redis_prefi
     start = b.stream_position()
     assert start == "0-0"
     vec = np.arange(4, dtype=np.float32)
-    i = a.put(entry("k", vector=vec.tobytes()))
-    j = a.put(entry("j"))
-    a.put(entry("k", vector=vec.tobytes()))  # replaced in place: announced again, same id
-    assert a.delete([i, j, 999]) == 2
+    i = put(a, entry("k", vector=vec.tobytes()))
+    j = put(a, entry("j"))
+    k = put(a, entry("k", vector=vec.tobytes()))  # replaces i: its delete is announced first
+    assert a.delete([k, j, 999]) == 2
     pos, events = b.events_since(start, 100)
     assert [(e.op, e.ids) for e in events] == [
         ("add", (i,)),
         ("add", (j,)),
-        ("add", (i,)),
-        ("delete", (i, j)),
+        ("delete", (i,)),
+        ("add", (k,)),
+        ("delete", (k, j)),
     ]
     assert {e.origin for e in events} == {a.replica_id}
     assert events[0].scope == "s1" and np.frombuffer(events[0].vector, np.float32).tolist() == [
@@ -166,7 +173,7 @@ def test_blocked_read_wakes_on_a_put(redis_server: RedisServer, redis_prefix: st
         read = asyncio.create_task(asyncio.to_thread(b.events_since, pos, 2000))
         await asyncio.sleep(0.1)
         t0 = time.monotonic()
-        await asyncio.to_thread(a.put, entry("k"))
+        await asyncio.to_thread(put, a, entry("k"))
         _, events = await read
         return time.monotonic() - t0, events
 
@@ -178,7 +185,7 @@ def test_blocked_read_wakes_on_a_put(redis_server: RedisServer, redis_prefix: st
 
 def test_trimmed_stream_reports_a_gap(redis_server: RedisServer, redis_prefix: str) -> None:
     a = open_store(redis_server, redis_prefix, stream_maxlen=1000)
-    a.put(entry("first"))
+    put(a, entry("first"))
     pos = a.stream_position()
     pipe = a._r.pipeline(transaction=False)  # 3000 more events, trimmed to ~1000
     for _ in range(3000):
@@ -193,7 +200,7 @@ def test_trimmed_stream_reports_a_gap(redis_server: RedisServer, redis_prefix: s
 
 
 def test_unreachable_redis_is_a_clear_start_error() -> None:
-    from harness import free_port
+    from support.processes import free_port
 
     url = f"redis://user:s3cret@127.0.0.1:{free_port()}/0"
     with pytest.raises(ServiceUnavailable) as info:
@@ -233,19 +240,23 @@ def test_redis_outage_turns_lookups_into_misses(embedder: Embedder, tmp_path: Pa
         await cache.start()
         try:
             d = request("How do I reverse a list in Python?")
-            await cache.store(d, completion("reversed"), tenant="acme", model="gpt")
+            other = request("What is the capital of Australia?")
+            await cache.put(d, completion("reversed"), tenant="acme", model="gpt")
+            await cache.wait_writes()
             assert await cache.lookup(d, threshold=0.9) is not None
             server.stop()
             t0 = time.monotonic()
             assert await cache.lookup(d, threshold=0.9) is None
             assert time.monotonic() - t0 < 2.0
             assert cache.stats()["errors"] == 1
-            with pytest.raises(redis.RedisError):
-                await cache.store(d, completion("again"), tenant="acme", model="gpt")
+            # Visible at once from memory; the write fails, and the entry leaves memory again.
+            await cache.put(other, completion("again"), tenant="acme", model="gpt")
+            await cache.wait_writes()
+            assert cache.stats()["store_failures"] == 1 and cache.stats()["pending_writes"] == 0
             server.start()  # back, but empty (no persistence): the mirror must follow
             await wait_for(lambda: cache.stats()["replica_resyncs"] >= 1, 5.0)
             assert cache.stats()["vectors"] == 0
-            await cache.store(d, completion("stored again"), tenant="acme", model="gpt")
+            await cache.put(d, completion("stored again"), tenant="acme", model="gpt")
             hit = await cache.lookup(d, threshold=0.9)
             assert hit is not None and hit.response()["choices"][0]["message"]["content"] == (
                 "stored again"
@@ -306,7 +317,9 @@ def test_replicas_share_entries_and_mirror_vectors(
     para = request("What's the way to reverse a Python list?")
 
     async def body(a: SemanticCache, b: SemanticCache) -> None:
-        entry_id = await a.store(asked, completion("use reversed()"), tenant="acme", model="gpt")
+        stored = await a.put(asked, completion("use reversed()"), tenant="acme", model="gpt")
+        entry_id = stored.id
+        await a.wait_writes()
         exact = await b.lookup(asked, threshold=0.8)
         assert exact is not None and exact.kind == "exact" and exact.entry.id == entry_id
         lag = await wait_for(lambda: b.stats()["vectors"] == 1, 1.0)
@@ -336,7 +349,8 @@ def test_a_new_replica_loads_what_others_stored(
         a = SemanticCache(cfg, tmp_path / "a", embedder=embedder)
         await a.start()
         for t in texts:
-            await a.store(request(t), completion(t), tenant="acme", model="gpt")
+            await a.put(request(t), completion(t), tenant="acme", model="gpt")
+        await a.wait_writes()
         b = SemanticCache(cfg, tmp_path / "b", embedder=embedder)
         await b.start()
         assert b.stats()["vectors"] == 2

@@ -67,9 +67,11 @@ def run_with(
 
 
 async def put(cache: SemanticCache, text: str, answer: str, **kw: Any) -> int:
+    """Put an answer; it must be visible to the very next lookup, with no wait."""
     kw.setdefault("tenant", "acme")
     kw.setdefault("model", "gpt")
-    return await cache.store(request(text), completion(answer), **kw)
+    entry = await cache.put(request(text), completion(answer), **kw)
+    return entry.id
 
 
 def test_exact_semantic_and_miss(tmp_path: Path, embedder: Embedder) -> None:
@@ -92,6 +94,7 @@ def test_exact_semantic_and_miss(tmp_path: Path, embedder: Embedder) -> None:
         other = request("How do I reset my password?", system="You are a pirate.")
         assert await cache.lookup(other, threshold=0.0) is None
 
+        await cache.wait_writes()  # sizes are the store's: counted once it has the entry
         stats = cache.stats()
         assert stats["exact_hits"] == 1 and stats["semantic_hits"] == 1
         assert stats["hits"] == 2 and stats["misses"] == 3 and stats["lookups"] == 5
@@ -127,7 +130,7 @@ def test_lookup_vector_is_reused_by_store(tmp_path: Path, embedder: Embedder) ->
         texts_before = cache.stats()["embedder"]["texts"]
         d = request("Tell me a joke about databases.")
         assert await cache.lookup(d, threshold=0.9) is None  # embeds once
-        await cache.store(d, completion("..."), tenant="acme", model="gpt")  # no second embed
+        await cache.put(d, completion("..."), tenant="acme", model="gpt")  # no second embed
         assert cache.stats()["embedder"]["texts"] == texts_before + 1
         hit = await cache.lookup(request("Tell me a joke about databases"), threshold=0.9)
         assert hit is not None and hit.kind == "exact"
@@ -215,7 +218,7 @@ def test_no_cache_and_no_store(tmp_path: Path, embedder: Embedder) -> None:
         assert cache.stats()["lookups"] == 0
         no_store = request("Something else entirely", cache_control="no-store")
         try:
-            await cache.store(no_store, completion("x"), tenant="acme", model="gpt")
+            await cache.put(no_store, completion("x"), tenant="acme", model="gpt")
         except ValueError:
             pass
         else:
@@ -262,6 +265,7 @@ def test_background_sweeper_runs(tmp_path: Path, embedder: Embedder) -> None:
 def test_a_broken_store_is_a_miss_not_an_error(tmp_path: Path, embedder: Embedder) -> None:
     async def body(cache: SemanticCache) -> None:
         await put(cache, "How do I reset my password?", "a")
+        await cache.wait_writes()  # written: from now on only the store answers for it
         cache.store_backend.close()  # the database goes away under the cache
         assert await cache.lookup(request("How do I reset my password?"), threshold=0.9) is None
         assert cache.stats()["errors"] == 1
@@ -311,9 +315,11 @@ def test_near_ties_go_to_the_closest_wording(tmp_path: Path, embedder: Embedder)
     async def body(cache: SemanticCache) -> None:
         for system, order in (("One.", (first, second)), ("Two.", (second, first))):
             ids = {
-                text: await cache.store(
-                    request(text, system=system), completion(text), tenant="acme", model="gpt"
-                )
+                text: (
+                    await cache.put(
+                        request(text, system=system), completion(text), tenant="acme", model="gpt"
+                    )
+                ).id
                 for text in order
             }
             assert len(set(ids.values())) == 2

@@ -3,15 +3,18 @@
 A tiny Starlette app serves the page and a ``/stats`` document built by the real ``Stats`` from
 synthetic records (the gateway is not needed). The test checks that the page renders the
 figures and draws its charts, sends the admin key from ``?key=``, handles refusal and an empty
-gateway, logs no console errors, and saves a screenshot to ``benchmarks/results/dashboard.png``.
+gateway, logs no console errors, and saves a screenshot to a temporary file
+(``SIDECACHE_DASHBOARD_PNG`` names one to keep).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import random
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +23,7 @@ from typing import Any
 
 import orjson
 import pytest
-from chromium import CHROMIUM, PAGE_STATE, Browser, cdp_session
+from support.chromium import CHROMIUM, PAGE_STATE, Browser, cdp_session
 
 from sidecache.governance.pricing import Pricing
 from sidecache.observability.dashboard import CONTENT_TYPE, dashboard_html
@@ -32,7 +35,12 @@ uvicorn = pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 
 ADMIN_KEY = "admin-secret-123"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "dashboard.png"
+SCREENSHOT = Path(
+    os.environ.get("SIDECACHE_DASHBOARD_PNG")
+    or Path(tempfile.gettempdir()) / f"sidecache-dashboard-{os.getpid()}.png"
+)
+"""Where the screenshot goes: a temporary file, unless asked for one to keep (the README's is
+made with ``SIDECACHE_DASHBOARD_PNG=benchmarks/results/dashboard.png``)."""
 
 
 def test_page_is_self_contained() -> None:

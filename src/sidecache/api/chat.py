@@ -1,52 +1,32 @@
-"""``POST /v1/chat/completions``: decode, call the pipeline, encode. Nothing else."""
+"""``POST /v1/chat/completions``: decode, call the pipeline. The lifetime is ``respond``'s."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+import math
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
 
-from sidecache.api.completion import new_request_id
-from sidecache.api.schemas import validate_chat
-from sidecache.errors import BadRequest, InvalidJSON, PayloadTooLarge
-from sidecache.pipeline import Pipeline
-from sidecache.request import RequestContext
+from sidecache.api.respond import endpoint, race_client, read_body
+from sidecache.errors import BadRequest, InvalidJSON
+from sidecache.exchange import Exchange
+from sidecache.openai.schemas import validate_chat
+from sidecache.pipeline import Answer, Pipeline
 
-T = TypeVar("T")
-
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+MAX_TTL_SECONDS = 10 * 365 * 86_400.0
+"""Ten years: longer is a typo or an attack, and ``inf`` would store an entry forever."""
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing early (by Content-Length) or as soon as it grows past ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
-    parts: list[bytes] = []
-    size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        parts.append(part)
-    return b"".join(parts)
-
-
-def _float_header(request: Request, name: str, lo: float, hi: float | None) -> float | None:
+def _float_header(request: Request, name: str, lo: float, hi: float) -> float | None:
     value = request.headers.get(name)
     if value is None:
         return None
     try:
         x = float(value)
     except ValueError:
-        x = float("nan")
-    if not (x >= lo and (hi is None or x <= hi)):
-        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise BadRequest(f"header {name} must be a number {bound}", param=name)
+        x = math.nan
+    if not (math.isfinite(x) and lo <= x <= hi):
+        raise BadRequest(f"header {name} must be a number from {lo:g} to {hi:g}", param=name)
     return x
 
 
@@ -59,54 +39,41 @@ def _tags(value: str | None) -> dict[str, str]:
     return tags
 
 
-def request_context(request: Request) -> RequestContext:
+def authenticate(request: Request, ex: Exchange, *, api_key_header: bool = False) -> None:
+    """Fill in the request's context from its headers and key (400 on a bad header, 401).
+
+    ``api_key_header``: the key may also come as ``x-api-key`` (Anthropic's clients)."""
     h = request.headers
-    ctx = RequestContext(
-        request_id=h.get("x-request-id") or new_request_id(),
-        namespace=h.get("x-sidecache-namespace") or None,
-        cache_control=h.get("cache-control"),
-        threshold=_float_header(request, "x-sidecache-threshold", 0.0, 1.0),
-        ttl=_float_header(request, "x-sidecache-ttl", 0.0, None),
-        tags=_tags(h.get("x-sidecache-tags")),
-    )
-    ctx.key = request.app.state.gate.authenticate(h.get("authorization"))
+    ctx = ex.ctx
+    ctx.namespace = h.get("x-sidecache-namespace") or None
+    ctx.cache_control = h.get("cache-control")
+    ctx.threshold = _float_header(request, "x-sidecache-threshold", 0.0, 1.0)
+    ctx.ttl = _float_header(request, "x-sidecache-ttl", 0.0, MAX_TTL_SECONDS)
+    ctx.tags = _tags(h.get("x-sidecache-tags"))
+    try:
+        authorization = h.get("authorization")
+        if api_key_header and not authorization and h.get("x-api-key"):
+            authorization = f"Bearer {h['x-api-key']}"
+        ctx.key = request.app.state.gate.authenticate(authorization)
+    except Exception:
+        ctx.tenant = ""  # not a tenant: one label for every refused key
+        raise
     if ctx.key is not None:
         ctx.tenant = ctx.key.tenant
-    return ctx
 
 
-async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run ``work``; if the client goes away first, cancel it (and so the upstream call)."""
-    task = asyncio.ensure_future(work)
-
-    async def watch() -> None:
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                task.cancel()
-                return
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        return await task
-    finally:
-        watcher.cancel()
-
-
-async def chat_completions(request: Request) -> Response:
+async def _chat(request: Request, ex: Exchange) -> Answer:
     state = request.app.state
-    ctx = request_context(request)
-    raw = await read_body(request, state.config.server.max_body_bytes)
+    authenticate(request, ex)
+    server = state.config.server
+    raw = await read_body(request, server.max_body_bytes, server.body_timeout_seconds)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidJSON(f"request body is not valid JSON: {exc}") from exc
     req = validate_chat(body)
     pipeline: Pipeline = state.pipeline
-    answer = await cancel_on_disconnect(request, pipeline.chat(ctx, body, req))
-    headers = {"x-request-id": ctx.request_id, **answer.headers}
-    if answer.stream is not None:
-        return StreamingResponse(
-            answer.stream, media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
-        )
-    return Response(orjson.dumps(answer.body), media_type="application/json", headers=headers)
+    return await race_client(request, pipeline.chat(ex, body, req))
+
+
+chat_completions = endpoint(_chat)

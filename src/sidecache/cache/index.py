@@ -18,6 +18,7 @@ query against a small index, waking a thread team costs more than the search.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -25,10 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sidecache.cache.entries import ChangeEvent
+
 if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = ["IndexSet", "ScopeIndex"]
+
+log = logging.getLogger("sidecache.cache")
 
 _omp_state = threading.local()
 
@@ -316,6 +321,50 @@ class IndexSet:
             if idx.needs_rebuild:
                 self._dirty.add(scope)
         return added
+
+    def load(self, rows: Iterable[tuple[int, str, bytes]]) -> int:
+        """Add every ``(id, scope, float32 vector bytes)`` row, scope by scope (flat: fast;
+        large scopes are switched to HNSW by the owner's rebuilds). Rows of another dimension
+        (stored by another model) are skipped. Returns how many vectors were added."""
+        by_scope: dict[str, tuple[list[int], list[bytes]]] = {}
+        skipped = 0
+        width = self.dim * 4
+        for entry_id, scope, vec in rows:
+            if len(vec) != width:
+                skipped += 1
+                continue
+            ids, vecs = by_scope.setdefault(scope, ([], []))
+            ids.append(entry_id)
+            vecs.append(vec)
+        if skipped:
+            log.warning("semantic cache: %d stored vectors have the wrong dimension", skipped)
+        total = 0
+        for scope, (ids, vecs) in by_scope.items():
+            mat = np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(len(ids), self.dim)
+            total += self.add(scope, ids, mat)
+        return total
+
+    def apply(
+        self, events: Iterable[ChangeEvent], own: str, replay_to: str | None
+    ) -> tuple[int, str | None]:
+        """Apply a shared store's change events (other replicas' adds and deletes; own events
+        are skipped except up to ``replay_to``, after a reload). Applying an event twice is
+        harmless: adds skip known ids, deletes ignore unknown ones. Returns how many were
+        applied and the ``replay_to`` still pending."""
+        width = self.dim * 4
+        applied = 0
+        for ev in events:
+            if ev.origin != own or replay_to is not None:
+                if ev.op == "delete":
+                    self.remove(ev.ids)
+                    applied += 1
+                elif len(ev.vector) == width:
+                    vec = np.frombuffer(ev.vector, dtype=np.float32).reshape(1, self.dim)
+                    self.add(ev.scope, ev.ids, vec)
+                    applied += 1
+            if ev.position == replay_to:
+                replay_to = None
+        return applied, replay_to
 
     def pending_rebuilds(self) -> list[str]:
         """Scopes that came to need a rebuild since the last call (``ScopeIndex.needs_rebuild``);

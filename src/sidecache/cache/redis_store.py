@@ -7,7 +7,7 @@ replica's puts and deletes from a Redis stream (``Subscribable``), so the mirror
 
 Keys, all under ``key_prefix`` (``P``) so deployments can share a server::
 
-    P next_id       INCR counter: entry ids (never reused)
+    P next_id       INCRBY counter: blocks of entry ids (never reused)
     P e:<id>        hash: d (msgpack Entry without vector and hit fields), v (vector), hits,
                     last_hit, scope, tenant, model, namespace, key_hash, size
     P kh            hash: key_hash -> id (the exact layer)
@@ -15,14 +15,14 @@ Keys, all under ``key_prefix`` (``P``) so deployments can share a server::
     P lru           sorted set: id scored by last_hit (eviction)
     P exp           sorted set: id scored by expires_at (only entries that expire)
     P bytes         payload bytes of all entries
-    P events        stream: {op: add|delete, ids, scope, v, origin}, trimmed to ~stream_maxlen
+    P events        stream: {op: add|delete, ids, scope, v, kh, origin}, trimmed to ~stream_maxlen
 
 Every change that spans keys (put, delete, recording hits) is one Lua script, so it is atomic and
 one round trip; the put and delete scripts also append the stream event, so no replica can see a
 change without its event or the other way round. Entry keys are built inside the scripts, which
 suits one Redis server (with replicas or Sentinel), not Redis Cluster. Needs Redis 6.2 or later.
 
-Like ``CacheStore``, hits are buffered in memory (``touch``) and written in batches by the next
+Like ``SqliteStore``, hits are buffered in memory (``touch``) and written in batches by the next
 write or the cache's sweeper. Every method blocks; the cache calls them from its store thread,
 and ``events_since`` from a thread of its own (the client's connection pool is thread-safe).
 """
@@ -42,13 +42,15 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sidecache.cache.store import ChangeEvent, ChangeLogGap, Entry, HitBuffer
+from sidecache.cache.entries import ChangeEvent, ChangeLogGap, Entry, HitBuffer, Store
 from sidecache.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
-    from sidecache.config import RedisConfig
+    from pathlib import Path
 
-__all__ = ["RedisStore", "redact_url"]
+    from sidecache.config import CacheConfig, RedisConfig
+
+__all__ = ["RedisStore", "open_redis", "redact_url"]
 
 log = logging.getLogger(__name__)
 
@@ -61,39 +63,45 @@ _TOUCH_CHUNK = 1000
 _EVENT_BATCH = 1000
 _MIN_VERSION = (6, 2)
 
-# KEYS: kh ids lru exp next_id bytes events
+# KEYS: kh ids lru exp bytes events
 # ARGV: key_hash body vector scope tenant model namespace hits last_hit expires_at|'' size
-#       maxlen origin prefix
+#       maxlen origin prefix id
+# Returns the id of an older entry with the same key_hash that this put replaced, or false.
 _PUT = """
-local id = redis.call('HGET', KEYS[1], ARGV[1])
-local new = false
-if id then
-  local old = redis.call('HGET', ARGV[14] .. 'e:' .. id, 'size')
-  if old then redis.call('DECRBY', KEYS[6], old) end
-else
-  id = tostring(redis.call('INCR', KEYS[5]))
-  redis.call('HSET', KEYS[1], ARGV[1], id)
-  new = true
+local id = ARGV[15]
+local replaced = false
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old and old ~= id then
+  local ok = ARGV[14] .. 'e:' .. old
+  local size = redis.call('HGET', ok, 'size')
+  if redis.call('DEL', ok) == 1 then
+    redis.call('ZREM', KEYS[2], old)
+    redis.call('ZREM', KEYS[3], old)
+    redis.call('ZREM', KEYS[4], old)
+    if size then redis.call('DECRBY', KEYS[5], size) end
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[12], '*', 'op', 'delete', 'ids', old,
+               'origin', ARGV[13])
+    replaced = old
+  end
 end
 local k = ARGV[14] .. 'e:' .. id
-if new or redis.call('HEXISTS', k, 'hits') == 0 then
-  redis.call('HSET', k, 'hits', ARGV[8], 'last_hit', ARGV[9])
-  redis.call('ZADD', KEYS[3], ARGV[9], id)
-end
+local prev = redis.call('HGET', k, 'size')
+if prev then redis.call('DECRBY', KEYS[5], prev) end
+redis.call('HSET', KEYS[1], ARGV[1], id)
 redis.call('HSET', k, 'd', ARGV[2], 'v', ARGV[3], 'scope', ARGV[4], 'tenant', ARGV[5],
-           'model', ARGV[6], 'namespace', ARGV[7], 'key_hash', ARGV[1], 'size', ARGV[11])
+           'model', ARGV[6], 'namespace', ARGV[7], 'key_hash', ARGV[1], 'size', ARGV[11],
+           'hits', ARGV[8], 'last_hit', ARGV[9])
+redis.call('ZADD', KEYS[3], ARGV[9], id)
 redis.call('ZADD', KEYS[2], id, id)
 if ARGV[10] == '' then
   redis.call('ZREM', KEYS[4], id)
 else
   redis.call('ZADD', KEYS[4], ARGV[10], id)
 end
-redis.call('INCRBY', KEYS[6], ARGV[11])
-if ARGV[3] ~= '' then
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[12], '*', 'op', 'add', 'ids', id,
-             'scope', ARGV[4], 'v', ARGV[3], 'origin', ARGV[13])
-end
-return id
+redis.call('INCRBY', KEYS[5], ARGV[11])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[12], '*', 'op', 'add', 'ids', id,
+           'scope', ARGV[4], 'v', ARGV[3], 'kh', ARGV[1], 'origin', ARGV[13])
+return replaced
 """
 
 # KEYS: kh ids lru exp bytes events;  ARGV: prefix maxlen origin id...
@@ -251,9 +259,14 @@ class RedisStore:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def put(self, entry: Entry) -> int:
-        """Store and announce; an entry with the same ``key_hash`` is replaced in place and
-        keeps its id, hit count and LRU time (as in ``CacheStore``)."""
+    def allocate_ids(self, n: int) -> int:
+        """Reserve ``n`` ids with one ``INCRBY``, shared by every replica."""
+        return int(self._r.incrby(self._k_next, n)) - n + 1
+
+    def put(self, entry: Entry) -> int | None:
+        """Store and announce in one script; see ``Store.put``."""
+        if entry.id <= 0:
+            raise ValueError("Entry.id must come from allocate_ids")
         self._write_touches()
         body = _ENCODE.encode(
             msgspec.structs.replace(entry, id=0, vector=b"", hits=0, last_hit=0.0)
@@ -274,17 +287,21 @@ class RedisStore:
             self.stream_maxlen,
             self.replica_id,
             self.prefix,
+            entry.id,
         ]
         keys = [
             self._k_kh,
             self._k_ids,
             self._k_lru,
             self._k_exp,
-            self._k_next,
             self._k_bytes,
             self._k_events,
         ]
-        return int(self._put(keys=keys, args=args))
+        replaced = self._put(keys=keys, args=args)
+        if not replaced:
+            return None
+        self._hits.forget([int(replaced)])
+        return int(replaced)
 
     def touch(self, entry_id: int, now: float) -> None:
         self._hits.add(entry_id, now)
@@ -408,6 +425,10 @@ class RedisStore:
                 if scope is not None and vec:
                     yield entry_id, scope.decode(), bytes(vec)
 
+    def iter_key_hashes(self) -> Iterator[str]:
+        for key_hash, _ in self._r.hscan_iter(self._k_kh, count=5000):
+            yield key_hash.decode()
+
     def expired(self, now: float) -> list[int]:
         return [int(x) for x in self._r.zrangebyscore(self._k_exp, "-inf", _num(now))]
 
@@ -476,6 +497,7 @@ class RedisStore:
                     ids=ids,
                     scope=fields.get(b"scope", b"").decode(),
                     vector=fields.get(b"v", b""),
+                    key_hash=fields.get(b"kh", b"").decode(),
                     origin=fields.get(b"origin", b"").decode(),
                 )
             )
@@ -504,3 +526,8 @@ class RedisStore:
             log.warning("redis store: buffered hits not written at close: %s", exc)
         with contextlib.suppress(redis.RedisError):
             self._r.close()
+
+
+def open_redis(cfg: CacheConfig, data_dir: Path) -> Store:
+    """``cache.store = "redis"``: the server in ``[redis]`` (or ``[cache.redis]``)."""
+    return RedisStore.from_config(cfg.redis)

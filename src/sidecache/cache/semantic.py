@@ -1,17 +1,21 @@
 """The semantic cache: the one object the gateway calls to look answers up and store them.
 
 It wires the parts together: the ``Store`` (durable entries), one FAISS index per scope
-(``IndexSet``), the embedder behind a ``MicroBatcher``. A lookup tries the exact layer first (the
-key hash: no embedding at all), then, if the scope has any vectors, embeds the last user turn and
-searches the scope; candidates at or above the threshold are offered best-first to the hit
-verifier, and of those it accepts, near ties on cosine go to the closest wording
-(``sidecache.cache.ranking``). A scope with no vectors yet (every first turn of a new
-conversation) costs no embedding on the lookup path; the vector is computed when the answer is
-stored.
+(``IndexSet``), the embedder behind a ``MicroBatcher``, the in-memory ``Pending`` entries, and
+for shared stores a ``ReplicaSync``. A lookup tries the exact layer first (the key hash: no
+embedding at all), then, if the scope has any vectors, embeds the last user turn and searches the
+scope; candidates at or above the threshold are offered best-first to the hit verifier, and of
+those it accepts, near ties on cosine go to the closest wording (``sidecache.cache.ranking``).
 
-Blocking work never runs on the event loop: SQLite on one dedicated thread, FAISS on another,
-the model on the batcher's. Expiry and LRU eviction happen in a background sweeper, never on the
-request path; hits are recorded in memory and written by the sweeper.
+``put`` makes an answer visible at once: the exact layer answers from memory and the vector is in
+the FAISS index when ``put`` returns; only the durable write (SQLite or Redis) happens in the
+background. The key's vector is started on a miss (``prepare``) so it is ready, or nearly, when
+the upstream answer ends; a lookup that already embedded the key hands its vector on.
+
+Blocking work never runs on the event loop: the store on one dedicated thread (in submission
+order, so a delete never overtakes the write of what it deletes), FAISS on another, the model on
+the batcher's. Expiry and LRU eviction happen in a background sweeper, never on the request path;
+hits are recorded in memory and written by the sweeper.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -33,17 +37,14 @@ import orjson
 
 from sidecache.cache.batcher import MicroBatcher
 from sidecache.cache.embedder import Embedder, load_embedder
+from sidecache.cache.entries import ChangeEvent, Entry, Store, Subscribable, open_store
+from sidecache.cache.exact import ExactKeys
 from sidecache.cache.index import IndexSet
+from sidecache.cache.pending import IdBlocks, Pending
 from sidecache.cache.policy import Decision
 from sidecache.cache.ranking import NEAR_TIE, choose, surface_similarity
-from sidecache.cache.store import (
-    ChangeEvent,
-    ChangeLogGap,
-    Entry,
-    Store,
-    Subscribable,
-    open_store,
-)
+from sidecache.cache.rebuilds import Rebuilds
+from sidecache.cache.replica import ReplicaSync
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -60,12 +61,12 @@ Verify = Callable[[str, str, float, "npt.NDArray[np.float32]", "npt.NDArray[np.f
 
 Must be quick: it runs on the event loop, after the FAISS match passed the threshold."""
 
-_PENDING_VECTORS = 4096
+_KEPT_VECTORS = 4096
 SEARCH_K = 4
 """Candidates a semantic lookup takes from the index (the verifier may refuse the best)."""
 _ERROR_LOG_INTERVAL = 10.0
-_FOLLOW_BLOCK_MS = 500
-_FOLLOW_RETRY_SECONDS = 1.0
+_SIZE_EVERY = 1.0
+"""Seconds between refreshes of the entry count and byte size after writes."""
 
 
 class Hit(msgspec.Struct, frozen=True):
@@ -93,8 +94,8 @@ class SemanticCache:
         embedder: Embedder | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``store`` and ``embedder`` default to SQLite under ``data_dir`` and the configured
-        backend; passing them lets a caller share one loaded model or swap the backend."""
+        """``store`` and ``embedder`` default to the configured backends under ``data_dir``;
+        passing them lets a caller share one loaded model or swap the backend."""
         self.cfg = cfg
         self.data_dir = Path(data_dir)
         self.clock = clock
@@ -104,13 +105,15 @@ class SemanticCache:
         self._index: IndexSet | None = None
         self._store_exec = ThreadPoolExecutor(1, thread_name_prefix="sidecache-store")
         self._index_exec = ThreadPoolExecutor(1, thread_name_prefix="sidecache-index")
-        self._build_exec = ThreadPoolExecutor(1, thread_name_prefix="sidecache-index-build")
-        self._building: dict[str, asyncio.Future[bool]] = {}
+        self._rebuilds = Rebuilds(lambda: self._index)
         self._closing = False
         self._sweeper: asyncio.Task[None] | None = None
-        self._follower: asyncio.Task[None] | None = None  # replica sync, shared stores only
-        self._events_exec = ThreadPoolExecutor(1, thread_name_prefix="sidecache-events")
-        self._pending: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._replica: ReplicaSync | None = None
+        self._pending = Pending()
+        self._exact = ExactKeys()
+        self._writes: set[asyncio.Future[Any]] = set()
+        self._ids = IdBlocks(self._allocate_ids)
+        self._vectors: OrderedDict[str, asyncio.Future[npt.NDArray[np.float32]]] = OrderedDict()
         self._counts: dict[str, int] = dict.fromkeys(
             (
                 "lookups",
@@ -120,17 +123,18 @@ class SemanticCache:
                 "misses",
                 "verifier_rejections",
                 "stores",
+                "store_failures",
                 "expired",
                 "evicted",
                 "deleted",
                 "errors",
-                "index_rebuilds",
             ),
             0,
         )
-        self._counts.update(replica_events=0, replica_resyncs=0)
         self._entries = 0
         self._bytes = 0
+        self._sizing = False
+        self._sized_at = float("-inf")
         self._last_error_log = float("-inf")
         self.started = False
 
@@ -152,6 +156,9 @@ class SemanticCache:
     async def _in_index(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._index_exec, fn, *args)
 
+    async def _allocate_ids(self, n: int) -> int:
+        return await self._in_store(self.store_backend.allocate_ids, n)
+
     @property
     def space(self) -> str:
         """The embedding model's identity ('' before start or without a semantic layer)."""
@@ -160,13 +167,17 @@ class SemanticCache:
         return str(getattr(self._embedder, "space", self._embedder.name))
 
     async def start(self) -> None:
-        """Open the store, load the model, rebuild the indexes, start the batcher and sweeper."""
+        """Open the store, load the model, load the indexes, start the batcher and sweeper."""
         if self.started:
             return
         if self._store is None:
             self._store = await self._in_store(open_store, self.cfg, self.data_dir)
+        store = self._store
+        if self.cfg.semantic and isinstance(store, Subscribable):
+            self._replica = ReplicaSync(store, self)
         try:
-            position = await self._sync_position()  # before the indexes load: no gap
+            position = await self._replica.position() if self._replica else None
+            self._exact = await self._in_store(ExactKeys, store.iter_key_hashes())
             await self._start_semantic()
             await self._refresh_size()
         except BaseException:
@@ -174,97 +185,55 @@ class SemanticCache:
             raise
         if self.cfg.sweep_interval_seconds > 0:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="sidecache-sweeper")
-        self._start_follower(position)
+        if self._replica is not None and position is not None and self._index is not None:
+            self._replica.start(position)
         self.started = True
 
     async def _start_semantic(self) -> None:
         assert self._store is not None
-        if self.cfg.semantic:
-            if self._embedder is None:
-                self._embedder = await asyncio.to_thread(
-                    load_embedder, self.cfg.embedder, self.data_dir
-                )
-            self._index = IndexSet(self._embedder.dim, self.cfg.hnsw_min_size, auto_rebuild=False)
-            loaded = await self._in_index(self._load_indexes, self._index, self._store)
-            log.info("semantic cache: %d vectors in %d scopes", loaded, self._index.scopes)
-            self._schedule_rebuilds()
-            emb = self.cfg.embedder
-            self._batcher = MicroBatcher(
-                self._embedder, emb.max_batch, emb.max_wait_ms, workers=emb.workers
+        if not self.cfg.semantic:
+            return
+        if self._embedder is None:
+            self._embedder = await asyncio.to_thread(
+                load_embedder, self.cfg.embedder, self.data_dir
             )
-            self._batcher.start()
-
-    @staticmethod
-    def _load_indexes(index: IndexSet, store: Store) -> int:
-        """Load every stored vector into its scope's index (blocking; runs on the index thread).
-
-        Scopes are loaded flat, which is fast; large ones are then switched to HNSW in the
-        background, so a restart with many entries is ready in seconds.
-        """
-        by_scope: dict[str, tuple[list[int], list[bytes]]] = {}
-        skipped = 0
-        width = index.dim * 4
-        for entry_id, scope, vec in store.iter_vectors():
-            if len(vec) != width:  # stored by a model of another dimension
-                skipped += 1
-                continue
-            ids, vecs = by_scope.setdefault(scope, ([], []))
-            ids.append(entry_id)
-            vecs.append(vec)
-        if skipped:
-            log.warning("semantic cache: %d stored vectors have the wrong dimension", skipped)
-        total = 0
-        for scope, (ids, vecs) in by_scope.items():
-            mat = np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(len(ids), index.dim)
-            total += index.add(scope, ids, mat)
-        return total
-
-    def _schedule_rebuilds(self) -> None:
-        """Start background rebuilds (flat to HNSW, tombstone cleanup) for scopes that need one.
-
-        They run on their own thread with one OpenMP thread, so searches in every scope go on
-        and serving keeps the other cores.
-        """
-        if self._index is None:
-            return
-        for scope in self._index.pending_rebuilds():
-            self._start_rebuild(scope)
-
-    def _start_rebuild(self, scope: str) -> None:
-        if self._index is None or self._closing or scope in self._building:
-            return  # a running build is checked again when it ends (``_rebuilt``)
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._build_exec, self._index.rebuild, scope, 1)
-        self._building[scope] = fut
-        fut.add_done_callback(functools.partial(self._rebuilt, scope))
-
-    def _rebuilt(self, scope: str, fut: asyncio.Future[bool]) -> None:
-        self._building.pop(scope, None)
-        if fut.cancelled():
-            return
-        if (exc := fut.exception()) is not None:
-            log.error("index rebuild of a scope failed: %r", exc)
-            return
-        self._counts["index_rebuilds"] += 1
-        idx = self._index.get(scope) if self._index is not None else None
-        if idx is not None and idx.needs_rebuild and not self._closing:
-            self._start_rebuild(scope)  # changes made during the build call for another
+        self._index = IndexSet(self._embedder.dim, self.cfg.hnsw_min_size, auto_rebuild=False)
+        loaded = await self._in_index(self._index.load, self._store.iter_vectors())
+        log.info("semantic cache: %d vectors in %d scopes", loaded, self._index.scopes)
+        self._rebuilds.schedule()
+        emb = self.cfg.embedder
+        self._batcher = MicroBatcher(
+            self._embedder, emb.max_batch, emb.max_wait_ms, workers=emb.workers
+        )
+        self._batcher.start()
 
     async def wait_rebuilds(self) -> None:
         """Wait for background index rebuilds (tests, benchmarks, shutdown)."""
-        while self._building:
-            await asyncio.gather(*list(self._building.values()), return_exceptions=True)
+        await self._rebuilds.wait()
+
+    async def wait_writes(self) -> None:
+        """Wait until every answer put so far is in the store, and its size counted (tests,
+        benchmarks, shutdown)."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        if not self._closing and self._store is not None:
+            await self._refresh_size()
 
     async def aclose(self) -> None:
-        """Stop the sweeper and batcher, write buffered hits, close the store."""
+        """Finish pending writes, stop the sweeper and batcher, write buffered hits, close."""
         self._closing = True
+        self._rebuilds.closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        await self._stop_follower()
-        await self.wait_rebuilds()
+        if self._replica is not None:
+            await self._replica.aclose()
+            self._replica = None
+        await self.wait_writes()
+        await self._ids.aclose()
+        await self._rebuilds.aclose()
         if self._batcher is not None:
             await self._batcher.aclose()
             self._batcher = None
@@ -273,18 +242,18 @@ class SemanticCache:
             self._store = None
         self._store_exec.shutdown(wait=True)
         self._index_exec.shutdown(wait=True)
-        self._build_exec.shutdown(wait=True)
-        self._events_exec.shutdown(wait=True)
         self.started = False
 
     # -- lookup ------------------------------------------------------------------------------
 
-    def _remember(self, key_hash: str, vec: npt.NDArray[np.float32]) -> None:
-        """Keep a looked-up vector so the ``store`` after a miss does not embed it again."""
-        self._pending[key_hash] = vec
-        self._pending.move_to_end(key_hash)
-        while len(self._pending) > _PENDING_VECTORS:
-            self._pending.popitem(last=False)
+    def _keep_vector(self, key_hash: str, fut: asyncio.Future[npt.NDArray[np.float32]]) -> None:
+        """Keep a key's vector (or its computation) for the ``put`` that may follow a miss."""
+        self._vectors[key_hash] = fut
+        self._vectors.move_to_end(key_hash)
+        while len(self._vectors) > _KEPT_VECTORS:
+            _, old = self._vectors.popitem(last=False)
+            if not old.done():
+                old.add_done_callback(_ignore_result)
 
     async def lookup(
         self, decision: Decision, *, threshold: float, verify: Verify | None = None
@@ -300,23 +269,28 @@ class SemanticCache:
             hit = await self._lookup(decision, threshold, verify)
         except Exception as exc:
             self._counts["errors"] += 1
-            now = time.monotonic()
-            if now - self._last_error_log > _ERROR_LOG_INTERVAL:  # one traceback per interval
-                self._last_error_log = now
-                log.exception("cache lookup failed; treated as a miss")
-            else:
-                log.debug("cache lookup failed; treated as a miss: %r", exc)
+            self._log_error("cache lookup failed; treated as a miss", exc)
             hit = None
         if hit is None:
             self._counts["misses"] += 1
         return hit
+
+    def _log_error(self, what: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log > _ERROR_LOG_INTERVAL:  # one traceback per interval
+            self._last_error_log = now
+            log.error(what, exc_info=exc)
+        else:
+            log.debug("%s: %r", what, exc)
 
     async def _lookup(
         self, decision: Decision, threshold: float, verify: Verify | None
     ) -> Hit | None:
         store = self.store_backend
         now = self.clock()
-        entry = await self._in_store(store.get_by_key_hash, decision.key_hash)
+        entry = self._pending.by_hash(decision.key_hash)
+        if entry is None and self._exact.may_hold(decision.key_hash):
+            entry = await self._in_store(store.get_by_key_hash, decision.key_hash)
         if entry is not None and not entry.expired(now):
             store.touch(entry.id, now)
             self._counts["exact_hits"] += 1
@@ -330,16 +304,20 @@ class SemanticCache:
             return None
         scope_index = self._index.get(decision.scope)
         if scope_index is None or len(scope_index) == 0:
-            return None  # nothing to compare with: embed later, when storing
+            return None  # nothing to compare with: embed on the miss path instead
         self._counts["semantic_lookups"] += 1
-        vec = await self._batcher.embed(decision.key_text)
-        self._remember(decision.key_hash, vec)
+        fut = asyncio.ensure_future(self._batcher.embed(decision.key_text))
+        self._keep_vector(decision.key_hash, fut)
+        vec = await fut
         found = await self._in_index(self._index.search, decision.scope, vec, SEARCH_K)
         found = [(i, s) for i, s in found if s >= threshold]
         if not found:
             return None
-        entries = await self._in_store(self.store_backend.get_many, [i for i, _ in found])
-        by_id = {e.id: e for e in entries}
+        by_id = {i: e for i, _ in found if (e := self._pending.by_id(i)) is not None}
+        stored = [i for i, _ in found if i not in by_id]
+        if stored:
+            for e in await self._in_store(self.store_backend.get_many, stored):
+                by_id[e.id] = e
         accepted: list[tuple[Entry, float]] = []
         for entry_id, score in found:
             similarity = min(score, 1.0)
@@ -368,7 +346,27 @@ class SemanticCache:
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def store(
+    def prepare(self, decision: Decision) -> None:
+        """A miss that may be stored: start embedding its key now, beside the upstream call,
+        so ``put`` finds the vector ready (a lookup that embedded it already left it here)."""
+        if (
+            not decision.write
+            or self._batcher is None
+            or not decision.key_text.strip()
+            or decision.key_hash in self._vectors
+        ):
+            return
+        fut = asyncio.ensure_future(self._batcher.embed(decision.key_text))
+        self._keep_vector(decision.key_hash, fut)
+
+    async def _vector(self, decision: Decision) -> npt.NDArray[np.float32] | None:
+        if self._batcher is None or not decision.key_text.strip():
+            return None
+        fut = self._vectors.pop(decision.key_hash, None)
+        vec = await fut if fut is not None else await self._batcher.embed(decision.key_text)
+        return np.ascontiguousarray(vec, dtype=np.float32).reshape(-1)
+
+    async def put(
         self,
         decision: Decision,
         response: dict[str, Any],
@@ -380,25 +378,19 @@ class SemanticCache:
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         cost_usd: float = 0.0,
-        vector: npt.NDArray[np.float32] | None = None,
-    ) -> int:
-        """Store an answer and index its key; returns the entry id.
+    ) -> Entry:
+        """Make an answer visible to the next lookup, exact and semantic, and write it to the
+        store in the background; returns the entry (with its id).
 
         ``ttl``: seconds to live; None takes ``cfg.ttl_seconds``; 0 or less never expires.
-        ``vector``: the key's embedding if the caller has it (else the one kept from the
-        lookup, else it is computed here).
         """
         if not decision.write:
             raise ValueError(f"this request may not be stored ({decision.reason})")
-        store = self.store_backend
         now = self.clock()
         ttl = self.cfg.ttl_seconds if ttl is None else ttl
-        vec = vector if vector is not None else self._pending.pop(decision.key_hash, None)
-        if vec is None and self._batcher is not None and decision.key_text.strip():
-            vec = await self._batcher.embed(decision.key_text)
-        if vec is not None:
-            vec = np.ascontiguousarray(vec, dtype=np.float32).reshape(-1)
+        vec = await self._vector(decision)
         entry = Entry(
+            id=await self._ids.take(),
             scope=decision.scope,
             tenant=tenant,
             model=model,
@@ -414,21 +406,60 @@ class SemanticCache:
             completion_tokens=completion_tokens,
             cost_usd=cost_usd,
         )
-        entry_id = await self._in_store(store.put, entry)
+        self._pending.add(entry)
+        self._exact.add(entry.key_hash)
         if vec is not None and self._index is not None:
-            await self._in_index(self._index.add, decision.scope, [entry_id], vec.reshape(1, -1))
-            self._schedule_rebuilds()
+            await self._in_index(self._index.add, entry.scope, [entry.id], vec.reshape(1, -1))
+            self._rebuilds.schedule()
+        # Submitted now, on the store's one thread: a later delete or flush runs after it.
+        write = asyncio.get_running_loop().run_in_executor(
+            self._store_exec, self.store_backend.put, entry
+        )
+        self._writes.add(write)
+        write.add_done_callback(functools.partial(self._written, entry))
         self._counts["stores"] += 1
-        await self._refresh_size()
-        return entry_id
+        return entry
+
+    def _written(self, entry: Entry, write: asyncio.Future[int | None]) -> None:
+        """The durable write ended: the store answers for the entry now, or, if it failed,
+        the entry leaves memory and the index (the client has its answer; it is not cached)."""
+        self._writes.discard(write)
+        self._pending.written(entry)
+        replaced: list[int] = []
+        if write.cancelled() or write.exception() is not None:
+            self._counts["store_failures"] += 1
+            exc = write.exception() if not write.cancelled() else asyncio.CancelledError()
+            assert exc is not None
+            self._log_error("cache write failed, answer not cached", exc)
+            replaced.append(entry.id)
+        else:
+            old = write.result()
+            if old is not None:
+                replaced.append(old)
+            else:  # counted at once; the periodic refresh adds other replicas' entries
+                self._entries += 1
+                self._bytes += len(entry.response) + len(entry.vector)
+        if replaced and self._index is not None and not self._closing:
+            self._track(self._in_index(self._index.remove, replaced))
+        now = time.monotonic()
+        if not self._closing and not self._sizing and now - self._sized_at > _SIZE_EVERY:
+            self._sizing = True  # one size refresh behind the writes, at most once a second
+            self._track(self._refresh_size())
+
+    def _track(self, work: Awaitable[Any]) -> None:
+        """Background work that ``wait_writes`` (and so ``aclose``) waits for."""
+        task = asyncio.ensure_future(work)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def _remove(self, ids: list[int]) -> int:
         if not ids:
             return 0
+        self._pending.forget(ids)
         deleted = await self._in_store(self.store_backend.delete, ids)
         if self._index is not None:
             await self._in_index(self._index.remove, ids)
-            self._schedule_rebuilds()
+            self._rebuilds.schedule()
         return deleted
 
     async def delete(self, entry_id: int) -> bool:
@@ -442,12 +473,13 @@ class SemanticCache:
         self, namespace: str | None = None, model: str | None = None, tenant: str | None = None
     ) -> int:
         """Delete every entry matching all given filters (none: everything); returns how many."""
+        self._pending.forget(self._pending.matching(namespace, model, tenant))
         ids = await self._in_store(
             functools.partial(self.store_backend.flush, namespace, model, tenant)
         )
         if self._index is not None and ids:
             await self._in_index(self._index.remove, ids)
-            self._schedule_rebuilds()
+            self._rebuilds.schedule()
         self._counts["deleted"] += len(ids)
         await self._refresh_size()
         return len(ids)
@@ -466,6 +498,8 @@ class SemanticCache:
         self._counts["expired"] += n_expired
         self._counts["evicted"] += n_evicted
         await self._refresh_size()
+        if self._exact.stale(self._entries):
+            self._exact = await self._in_store(ExactKeys, store.iter_key_hashes())
         return {"expired": n_expired, "evicted": n_evicted}
 
     async def _sweep_forever(self) -> None:
@@ -482,7 +516,12 @@ class SemanticCache:
         def measure() -> tuple[int, int]:
             return store.count(), store.size_bytes()
 
-        self._entries, self._bytes = await self._in_store(measure)
+        self._sizing = False
+        self._sized_at = time.monotonic()
+        try:
+            self._entries, self._bytes = await self._in_store(measure)
+        except Exception as exc:  # figures for stats only: keep the last ones
+            log.debug("cache size not refreshed: %r", exc)
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -499,11 +538,16 @@ class SemanticCache:
         out: dict[str, Any] = {
             "entries": self._entries,
             "bytes": self._bytes,
+            "pending_writes": len(self._pending),
             "scopes": self._index.scopes if self._index is not None else 0,
             "vectors": len(self._index) if self._index is not None else 0,
             **self._counts,
         }
         out["hits"] = self._counts["exact_hits"] + self._counts["semantic_hits"]
+        out["index_rebuilds"] = self._rebuilds.completed
+        if self._replica is not None:
+            out["replica_events"] = self._replica.events
+            out["replica_resyncs"] = self._replica.resyncs
         if self._index is not None:
             out["index_kinds"] = self._index.kinds()
         if self._batcher is not None:
@@ -513,107 +557,34 @@ class SemanticCache:
             out["embedder_name"] = self._embedder.name
         return out
 
-    # -- replica sync (shared stores) ----------------------------------------------------------
-    #
-    # With a store that several gateway replicas share (``Subscribable``), every replica keeps
-    # its own FAISS mirror. A follower task reads the store's change log on its own thread and
-    # applies the other replicas' adds and deletes to the local indexes; this replica's own
-    # changes are already there. If the log cannot be read (Redis away) or lost events, the
-    # indexes are reloaded from the store once it answers again.
+    # -- the mirror a ReplicaSync keeps in step (shared stores) -------------------------------
 
-    def _subscribable(self) -> Subscribable | None:
-        store = self._store
-        return store if self.cfg.semantic and isinstance(store, Subscribable) else None
-
-    async def _in_events(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._events_exec, fn, *args)
-
-    async def _sync_position(self) -> str | None:
-        """The change-log position to follow from, taken *before* the indexes are loaded."""
-        store = self._subscribable()
-        return None if store is None else await self._in_events(store.stream_position)
-
-    def _start_follower(self, position: str | None) -> None:
-        store = self._subscribable()
-        if store is None or position is None or self._index is None:
-            return
-        self._follower = asyncio.create_task(
-            self._follow(store, position), name="sidecache-replica-sync"
-        )
-
-    async def _stop_follower(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-            self._follower = None
-
-    async def _follow(self, store: Subscribable, position: str) -> None:
-        """Apply other replicas' changes as they happen (runs until cancelled)."""
-        replay_to: str | None = None
-        resync = False
-        while True:
-            try:
-                if resync:
-                    position, replay_to = await self._resync()
-                    resync = False
-                position, events = await self._in_events(
-                    store.events_since, position, _FOLLOW_BLOCK_MS
-                )
-            except ChangeLogGap as exc:
-                log.warning("replica sync: %s; reloading the indexes", exc)
-                resync = True
-                continue
-            except Exception as exc:
-                if not resync:
-                    log.warning("replica sync paused (%s); retrying", exc)
-                resync = True
-                await asyncio.sleep(_FOLLOW_RETRY_SECONDS)
-                continue
-            if events:
-                applied, replay_to = await self._in_index(
-                    self._apply_events, events, store.replica_id, replay_to
-                )
-                self._counts["replica_events"] += applied
-                self._schedule_rebuilds()
-
-    async def _resync(self) -> tuple[str, str | None]:
-        """Reload the indexes from the store and swap them in; returns the position to follow
-        from and, if this replica wrote meanwhile, the position up to which its own events must
-        be applied too (its writes during the load may have missed the new indexes)."""
-        store = self._subscribable()
-        if store is None or self._index is None:
-            raise RuntimeError("no shared store to resync from")
-        position = await self._in_events(store.stream_position)
+    async def reload(self) -> int:
+        """Reload the indexes from the store into fresh ones (on the build thread, so searches
+        go on) and swap them in."""
+        if self._index is None:
+            return 0
         fresh = IndexSet(self._index.dim, self.cfg.hnsw_min_size, auto_rebuild=False)
-        loaded = await self._in_events(self._load_indexes, fresh, self.store_backend)
+        loaded = await self._rebuilds.run(fresh.load, self.store_backend.iter_vectors())
         self._index = fresh
-        after = await self._in_events(store.stream_position)
-        self._counts["replica_resyncs"] += 1
-        log.info("replica sync: indexes reloaded from the store (%d vectors)", loaded)
-        self._schedule_rebuilds()
-        return position, (after if after != position else None)
+        self._rebuilds.schedule()
+        self._exact = await self._in_store(ExactKeys, self.store_backend.iter_key_hashes())
+        return loaded
 
-    def _apply_events(
+    async def apply(
         self, events: list[ChangeEvent], own: str, replay_to: str | None
     ) -> tuple[int, str | None]:
-        """Apply events to the indexes (blocking; index thread). Own events are skipped, except
-        up to ``replay_to`` after a reload. Returns how many were applied and the ``replay_to``
-        still pending. Applying an event twice is harmless: adds skip known ids."""
-        index = self._index
-        if index is None:
-            return 0, None
-        width = index.dim * 4
-        applied = 0
         for ev in events:
-            if ev.origin != own or replay_to is not None:
-                if ev.op == "delete":
-                    index.remove(ev.ids)
-                    applied += 1
-                elif len(ev.vector) == width:
-                    vec = np.frombuffer(ev.vector, dtype=np.float32).reshape(1, width // 4)
-                    index.add(ev.scope, ev.ids, vec)
-                    applied += 1
-            if ev.position == replay_to:
-                replay_to = None
+            if ev.op == "add":
+                self._exact.add(ev.key_hash)
+        if self._index is None:
+            return 0, None
+        applied, replay_to = await self._in_index(self._index.apply, events, own, replay_to)
+        self._rebuilds.schedule()
         return applied, replay_to
+
+
+def _ignore_result(fut: asyncio.Future[Any]) -> None:
+    """Read a dropped future's outcome so an error in it is not reported as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()

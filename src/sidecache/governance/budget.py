@@ -1,7 +1,14 @@
 """Spend budgets per key and per tenant, per UTC day or month.
 
 Spend is kept in memory for the current day and month (reads cost a dict lookup) and in the
-``spend`` table of ``state.db`` so it survives restarts. ``record`` only adds to memory and to a
+``spend`` table of ``state.db`` so it survives restarts.
+
+A budget is a hard ceiling under concurrency: a miss *reserves* its estimated cost before it goes
+upstream (``reserve``), and requests are admitted only while spent + reserved is below the
+budget; the reservation is replaced by the real cost when the request is settled, or released if
+it cost nothing. So N concurrent misses cannot all pass a check that none of them has paid for
+yet: the overshoot is at most one request's estimate (more only if a request costs more than
+its estimate). ``record`` only adds to memory and to a
 pending batch; ``flush`` (run every ``limits.budget_flush_seconds`` in a worker thread once
 ``start`` is called) adds the batch to the database and re-reads the current totals, so several
 gateway processes sharing one data directory converge within a flush interval.
@@ -17,8 +24,11 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
+
+import msgspec
 
 from sidecache.config import LimitsConfig
 from sidecache.errors import BudgetExceeded
@@ -76,6 +86,13 @@ def _slot(scope: Scope, name: str, period: Period, now: float) -> tuple[str, str
     return f"{scope}:{name}", f"{period}:{period_key(period, now)}"
 
 
+class Reservation(msgspec.Struct, frozen=True):
+    """Budget held for one request in flight: ``usd`` on each budgeted slot."""
+
+    slots: tuple[tuple[str, str], ...]
+    usd: float
+
+
 class BudgetTracker:
     """Spend per key and tenant; refuses requests once a budget is used up."""
 
@@ -87,6 +104,7 @@ class BudgetTracker:
         self._db_lock = threading.Lock()  # one flush at a time on the connection
         self._totals: dict[tuple[str, str], float] = {}
         self._pending: dict[tuple[str, str], float] = {}
+        self._reserved: dict[tuple[str, str], float] = {}
         self._task: asyncio.Task[None] | None = None
         self._reload(time.time())
 
@@ -97,31 +115,64 @@ class BudgetTracker:
         t = time.time() if now is None else now
         return self._totals.get(_slot(scope, name, period, t), 0.0)
 
+    def _budgets(
+        self, record: KeyRecord, now: float
+    ) -> Iterator[tuple[tuple[str, str], float, Period, str]]:
+        """The budgets a key's requests count against: ``(slot, usd, period, owner)``."""
+        if record.budget_usd is not None:
+            period: Period = record.budget_period or "month"
+            yield _slot("key", record.id, period, now), record.budget_usd, period, "key"
+        tenant_budget = self._limits.tenant_budgets.get(record.tenant)
+        if tenant_budget is not None:
+            slot = _slot("tenant", record.tenant, tenant_budget.period, now)
+            yield slot, tenant_budget.usd, tenant_budget.period, "tenant"
+
     def check(self, record: KeyRecord, now: float | None = None) -> None:
-        """Raise ``BudgetExceeded`` if the key's or its tenant's budget is used up.
+        """Raise ``BudgetExceeded`` if the key's or its tenant's budget is used up (spent and
+        reserved by requests in flight).
 
         ``retry_after`` is the time until the period rolls over (UTC midnight or month start).
         """
         t = time.time() if now is None else now
-        if record.budget_usd is not None:
-            period: Period = record.budget_period or "month"
-            used = self.spent("key", record.id, period, t)
-            if used >= record.budget_usd:
+        for slot, usd, period, owner in self._budgets(record, t):
+            used = self._totals.get(slot, 0.0) + self._reserved.get(slot, 0.0)
+            if used >= usd:
+                whose = "this key's" if owner == "key" else f"tenant {record.tenant!r}'s"
                 raise BudgetExceeded(
-                    f"this key's {_ADJ[period]} budget of ${record.budget_usd:.2f} is used up"
-                    f" (${used:.4f} spent); it renews at the start of the next {period} (UTC)",
+                    f"{whose} {_ADJ[period]} budget of ${usd:.2f} is used up"
+                    f" (${used:.4f} spent or reserved by requests in flight); it renews at the"
+                    f" start of the next {period} (UTC)",
                     retry_after=seconds_until_rollover(period, t),
                 )
-        tenant_budget = self._limits.tenant_budgets.get(record.tenant)
-        if tenant_budget is not None:
-            used = self.spent("tenant", record.tenant, tenant_budget.period, t)
-            if used >= tenant_budget.usd:
-                raise BudgetExceeded(
-                    f"tenant {record.tenant!r} has used up its {_ADJ[tenant_budget.period]} budget"
-                    f" of ${tenant_budget.usd:.2f} (${used:.4f} spent); it renews at the start"
-                    f" of the next {tenant_budget.period} (UTC)",
-                    retry_after=seconds_until_rollover(tenant_budget.period, t),
-                )
+
+    def reserve(self, record: KeyRecord, usd: float, now: float | None = None) -> Reservation:
+        """Admit a request estimated at ``usd`` (``check``) and hold that much of every budget
+        it counts against until ``settle``. Synchronous and await-free: atomic on the loop."""
+        t = time.time() if now is None else now
+        self.check(record, t)
+        slots = tuple(slot for slot, *_ in self._budgets(record, t))
+        held = max(0.0, usd)
+        with self._lock:
+            for slot in slots:
+                self._reserved[slot] = self._reserved.get(slot, 0.0) + held
+        return Reservation(slots, held)
+
+    def settle(self, reservation: Reservation | None, key_id: str, tenant: str, usd: float) -> None:
+        """Replace a request's reservation (if any) by what it really cost."""
+        if reservation is not None and reservation.slots:
+            with self._lock:
+                for slot in reservation.slots:
+                    left = self._reserved.get(slot, 0.0) - reservation.usd
+                    if left > 1e-12:
+                        self._reserved[slot] = left
+                    else:
+                        self._reserved.pop(slot, None)
+        self.record(key_id, tenant, usd)
+
+    def reserved(self, scope: Scope, name: str, period: Period, now: float | None = None) -> float:
+        """USD held by requests in flight against a key's or tenant's budget."""
+        t = time.time() if now is None else now
+        return self._reserved.get(_slot(scope, name, period, t), 0.0)
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -10,9 +10,10 @@ dict lookup instead of tens of milliseconds of deliberate work. There is no salt
 reason: precomputed tables cannot cover a 256-bit space.
 
 Lookups are served from memory. Another process (the CLI) may create or revoke keys in the same
-database; ``PRAGMA data_version`` changes whenever another connection commits, so checking it
-(at most every ``refresh_interval`` seconds, a few microseconds each) and reloading the small
-table makes a revocation effective in a running gateway within that interval.
+database; every such write also bumps a generation number in the same transaction, so checking
+it (at most every ``refresh_interval`` seconds, a few microseconds each, and at once for a key
+not known yet) and reloading the small table makes a revocation effective in a running gateway
+within that interval and a new key usable at once.
 """
 
 from __future__ import annotations
@@ -49,8 +50,15 @@ CREATE TABLE IF NOT EXISTS api_keys (
     budget_period TEXT,
     created       REAL NOT NULL,
     revoked       REAL
-)
+);
+CREATE TABLE IF NOT EXISTS key_generation (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO key_generation (id, value) VALUES (1, 0);
 """
+
+_BUMP = "UPDATE key_generation SET value = value + 1 WHERE id = 1"
 
 _COLUMNS = "id, prefix, tenant, models, rpm, tpm, budget_usd, budget_period, created, revoked"
 
@@ -109,11 +117,11 @@ class KeyStore:
 
     def __init__(self, data_dir: str | Path, *, refresh_interval: float = 0.5) -> None:
         self._conn: sqlite3.Connection = open_state_db(data_dir)
-        self._conn.execute(_SCHEMA)
+        self._conn.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._refresh_interval = refresh_interval
         self._by_hash: dict[bytes, KeyRecord] = {}
-        self._data_version = -1
+        self._seen_generation = -1
         self._checked_at = 0.0
         with self._lock:
             self._reload()
@@ -122,24 +130,39 @@ class KeyStore:
 
     def _reload(self) -> None:
         """Re-read the whole table (caller holds the lock)."""
-        self._data_version = self._current_data_version()
+        self._seen_generation = self._generation()
         rows = self._conn.execute(f"SELECT hash, {_COLUMNS} FROM api_keys").fetchall()
         self._by_hash = {bytes(r[0]): _row_to_record(r[1:]) for r in rows}
         self._checked_at = time.monotonic()
 
-    def _current_data_version(self) -> int:
-        row = self._conn.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+    def _generation(self) -> int:
+        # fetchall: a statement left half-read would hold its read transaction (and snapshot)
+        rows = self._conn.execute("SELECT value FROM key_generation WHERE id = 1").fetchall()
+        return int(rows[0][0]) if rows else 0
 
-    def _maybe_refresh(self) -> None:
-        """Reload if another process committed since we last looked (rate-limited check)."""
+    def _maybe_refresh(self, *, now_or_never: bool = False) -> None:
+        """Reload if another process committed since we last looked (a rate-limited check;
+        ``now_or_never`` skips the rate limit: an unknown key may have just been created)."""
         now = time.monotonic()
-        if now - self._checked_at < self._refresh_interval:
+        if now - self._checked_at < self._refresh_interval and not now_or_never:
             return
         with self._lock:
             self._checked_at = now
-            if self._current_data_version() != self._data_version:
+            if self._generation() != self._seen_generation:
                 self._reload()
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> None:
+        """One change to the keys, with the generation bump that tells running gateways
+        (caller holds the lock)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(sql, params)
+            self._conn.execute(_BUMP)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._seen_generation = self._generation()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -176,7 +199,7 @@ class KeyStore:
         )
         digest = hash_key(raw)
         with self._lock:
-            self._conn.execute(
+            self._write(
                 f"INSERT INTO api_keys (hash, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     digest,
@@ -198,10 +221,19 @@ class KeyStore:
     def lookup(self, raw: str) -> KeyRecord | None:
         """The active record for a raw key, or ``None`` if unknown or revoked."""
         self._maybe_refresh()
-        record = self._by_hash.get(hash_key(raw))
+        digest = hash_key(raw)
+        record = self._by_hash.get(digest)
+        if record is None:  # created a moment ago by the CLI? one quick look at the database
+            self._maybe_refresh(now_or_never=True)
+            record = self._by_hash.get(digest)
         if record is None or record.revoked:
             return None
         return record
+
+    def known(self, raw: str) -> bool:
+        """Whether this raw key was ever issued here (revoked or not)."""
+        self._maybe_refresh()
+        return hash_key(raw) in self._by_hash
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The record with this id, revoked or not."""
@@ -217,39 +249,51 @@ class KeyStore:
         records = [r for r in self._by_hash.values() if include_revoked or not r.revoked]
         return sorted(records, key=lambda r: (r.created, r.id))
 
-    def revoke(self, key_id_or_prefix: str) -> KeyRecord:
-        """Revoke the key with this id or display prefix; returns its (revoked) record.
+    def revoke(self, key: str) -> KeyRecord:
+        """Revoke a key given as what a user holds: the full key, its id or its displayed
+        prefix; returns its (revoked) record.
 
         Raises ``NotFound`` if nothing matches and ``BadRequest`` if a prefix is ambiguous.
         """
-        ident = key_id_or_prefix.strip()
+        ident = key.strip()
         with self._lock:
             self._reload()
-            matches = [
-                (h, r)
-                for h, r in self._by_hash.items()
-                if r.id == ident or (len(ident) > len(KEY_PREFIX) and r.prefix.startswith(ident))
-            ]
-            exact = [(h, r) for h, r in matches if r.id == ident]
-            if exact:
-                matches = exact
+            by_key = self._by_hash.get(hash_key(ident))
+            if by_key is not None:
+                matches = [(hash_key(ident), by_key)]
+            else:
+                matches = [
+                    (h, r)
+                    for h, r in self._by_hash.items()
+                    if r.id == ident
+                    or (len(ident) > len(KEY_PREFIX) and r.prefix.startswith(ident))
+                ]
+                exact = [(h, r) for h, r in matches if r.id == ident]
+                if exact:
+                    matches = exact
             if not matches:
-                raise NotFound(f"no key with id or prefix {ident!r}")
+                raise NotFound("no key matches (give the full key, its id or its prefix)")
             if len(matches) > 1:
                 raise BadRequest(f"prefix {ident!r} matches {len(matches)} keys; use the key id")
             digest, record = matches[0]
             if record.revoked:
                 return record
             now = time.time()
-            self._conn.execute("UPDATE api_keys SET revoked = ? WHERE id = ?", (now, record.id))
+            self._write("UPDATE api_keys SET revoked = ? WHERE id = ?", (now, record.id))
             revoked = msgspec.structs.replace(record, revoked=True, revoked_at=now)
             self._by_hash[digest] = revoked
             return revoked
 
     def count_active(self) -> int:
-        """How many keys are not revoked (0 means the gateway may run open on loopback)."""
+        """How many keys are not revoked."""
         self._maybe_refresh()
         return sum(1 for r in self._by_hash.values() if not r.revoked)
+
+    def ever_created(self) -> bool:
+        """Whether any key exists, revoked ones included. Only a store that never held a key
+        lets a gateway run open: revoking the last key must not open the door again."""
+        self._maybe_refresh()
+        return bool(self._by_hash)
 
     def close(self) -> None:
         """Close the database connection."""

@@ -10,6 +10,7 @@ unknown model costs 0.0 and is remembered in ``unknown`` so the operator can add
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -41,6 +42,9 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "o3": (2.0, 8.0),
     "o3-mini": (1.10, 4.40),
     "o4-mini": (1.10, 4.40),
+    "text-embedding-3-small": (0.02, 0.0),
+    "text-embedding-3-large": (0.13, 0.0),
+    "text-embedding-ada-002": (0.10, 0.0),
     # Anthropic
     "claude-opus-4": (15.0, 75.0),
     "claude-opus-4-1": (15.0, 75.0),
@@ -188,3 +192,37 @@ def estimate_prompt_tokens(messages: Iterable[Any], tools: Iterable[Any] | None 
         raw = tool if isinstance(tool, Mapping) else msgspec.to_builtins(tool)
         total += estimate_tokens(orjson.dumps(raw).decode())
     return total
+
+
+class CompletionEstimates:
+    """How many completion tokens to hold budget for when a request does not say.
+
+    A request's own ``max_completion_tokens`` or ``max_tokens`` is its ceiling. Without one,
+    the estimate is the largest completion seen among the last ``window`` answers of that model
+    alias (answers of one alias tend to be alike in length, and the largest errs towards
+    refusing rather than overspending), and before any answer was seen, ``default``.
+    """
+
+    def __init__(self, default: int, window: int = 64) -> None:
+        self.default = default
+        self.window = window
+        self._seen: dict[str, deque[int]] = {}
+
+    def estimate(self, alias: str, body: Mapping[str, Any]) -> int:
+        for name in ("max_completion_tokens", "max_tokens"):
+            value = body.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        seen = self._seen.get(alias)
+        return max(seen) if seen else self.default
+
+    def observe(self, alias: str, completion_tokens: int) -> None:
+        """Learn from a finished answer's real completion size."""
+        if completion_tokens <= 0:
+            return
+        seen = self._seen.get(alias)
+        if seen is None:
+            if len(self._seen) >= _MEMO_MAX:  # aliases are configured: this bound never binds
+                return
+            seen = self._seen[alias] = deque(maxlen=self.window)
+        seen.append(completion_tokens)

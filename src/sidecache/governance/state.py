@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from sidecache.datadir import private_file
+
 STATE_DB = "state.db"
 
 
@@ -19,10 +21,8 @@ def open_state_db(data_dir: str | Path) -> sqlite3.Connection:
     The connection may be used from several threads (``check_same_thread=False``); callers
     serialise access with their own lock.
     """
-    directory = Path(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
-        directory / STATE_DB,
+        private_file(Path(data_dir) / STATE_DB),
         timeout=5.0,
         isolation_level=None,  # autocommit; explicit BEGIN where a transaction matters
         check_same_thread=False,

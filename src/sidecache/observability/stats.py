@@ -1,7 +1,7 @@
 """In-memory aggregates behind ``GET /stats`` and the dashboard.
 
 Fed the same ``RequestRecord`` as the metrics, it keeps totals, breakdowns per tenant, model,
-provider and tag, recent latency samples for percentiles, and a time series of fixed-size
+endpoint, provider and tag, recent latency samples for percentiles, and a time series of fixed-size
 buckets over the last window (an hour of 10 s buckets by default). Everything is bounded:
 latency samples are the most recent N per provider and outcome (recent behaviour is what an
 operator watching the dashboard wants), tags past ``max_tags`` fold into ``_other``, and old
@@ -35,6 +35,7 @@ class _Counts:
     """Counters for one slice (a tenant, a model, a tag, or everything)."""
 
     __slots__ = (
+        "abandoned",
         "bypass",
         "completion_tokens",
         "cost_usd",
@@ -51,7 +52,7 @@ class _Counts:
 
     def __init__(self) -> None:
         self.requests = self.hit_exact = self.hit_semantic = self.misses = 0
-        self.bypass = self.errors = self.estimated = 0
+        self.bypass = self.errors = self.estimated = self.abandoned = 0
         self.prompt_tokens = self.completion_tokens = self.saved_tokens = 0
         self.cost_usd = self.saved_usd = 0.0
 
@@ -68,6 +69,8 @@ class _Counts:
             self.bypass += 1
         else:
             self.errors += 1
+        if rec.status == 499:
+            self.abandoned += 1
         self.prompt_tokens += rec.prompt_tokens
         self.completion_tokens += rec.completion_tokens
         self.saved_tokens += rec.saved_tokens
@@ -94,6 +97,7 @@ class _Counts:
             "cost_usd": round(self.cost_usd, 6),
             "saved_usd": round(self.saved_usd, 6),
             "usage_estimated": self.estimated,
+            "abandoned": self.abandoned,
         }
 
 
@@ -157,6 +161,7 @@ class Stats:
         self._total = _Counts()
         self._tenants: dict[str, _Counts] = {}
         self._models: dict[str, _Counts] = {}
+        self._endpoints: dict[str, _Counts] = {}
         self._tags: dict[str, _Counts] = {}
         self._providers: dict[str, _Provider] = {}
         self._outcome_latency = {o: deque[float](maxlen=latency_samples) for o in OUTCOMES}
@@ -169,6 +174,7 @@ class Stats:
         self._total.add(rec)
         _slice(self._tenants, rec.tenant or "-").add(rec)
         _slice(self._models, rec.model or "-").add(rec)
+        _slice(self._endpoints, rec.endpoint or "-").add(rec)
         for k, v in rec.tags.items():
             label = f"{k}={v}"
             if label not in self._tags and len(self._tags) >= self._max_tags:
@@ -271,6 +277,7 @@ class Stats:
             "latency_by_outcome": latency,
             "tenants": {k: v.to_dict() for k, v in sorted(self._tenants.items())},
             "models": {k: v.to_dict() for k, v in sorted(self._models.items())},
+            "endpoints": {k: v.to_dict() for k, v in sorted(self._endpoints.items())},
             "providers": {k: v.to_dict() for k, v in sorted(self._providers.items())},
             "tags": {k: v.to_dict() for k, v in sorted(self._tags.items())},
             "series": {"bucket_seconds": self.bucket_seconds, "points": self._points(t)},

@@ -1,7 +1,9 @@
 """Anthropic Messages API presented as OpenAI Chat Completions.
 
 Translation is pure functions over dicts (``to_messages_request``, ``from_message``,
-``ChunkTranslator``) so it can be tested without a network; ``Anthropic`` only moves bytes.
+``ChunkTranslator``) so it can be tested without a network; ``Anthropic`` only moves bytes. The
+mappings the inbound Messages API shares (stop reasons, usage, images, tool use) are in
+``anthropic_wire``.
 """
 
 from __future__ import annotations
@@ -12,31 +14,29 @@ from typing import Any
 
 import orjson
 
-from sidecache.api.completion import new_id
-from sidecache.api.schemas import message_text
-from sidecache.api.sse import iter_events
 from sidecache.config import ProviderConfig
-from sidecache.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
-from sidecache.providers.base import make_client, post_json, status_error, upstream_errors
+from sidecache.errors import BadRequest, UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from sidecache.openai.ids import new_id
+from sidecache.openai.schemas import message_text
+from sidecache.openai.sse import iter_events
+from sidecache.providers.anthropic_wire import (
+    STOP_REASONS,
+    chat_usage,
+    image_block,
+    tool_calls_of,
+    tool_use_blocks,
+)
+from sidecache.providers.base import (
+    CHAT_ENDPOINTS,
+    describe,
+    get_model_ids,
+    make_client,
+    post_json,
+    status_error,
+    upstream_errors,
+)
 
 DEFAULT_MAX_TOKENS = 4096
-
-STOP_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "pause_turn": "stop",
-    "refusal": "content_filter",
-}
-
-
-def _image_block(part: dict[str, Any]) -> dict[str, Any]:
-    url = (part.get("image_url") or {}).get("url", "")
-    if url.startswith("data:") and ";base64," in url:
-        media, data = url[5:].split(";base64,", 1)
-        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
-    return {"type": "image", "source": {"type": "url", "url": url}}
 
 
 def _content_blocks(content: Any) -> str | list[dict[str, Any]]:
@@ -48,20 +48,8 @@ def _content_blocks(content: Any) -> str | list[dict[str, Any]]:
         if kind == "text":
             blocks.append({"type": "text", "text": part.get("text", "")})
         elif kind == "image_url":
-            blocks.append(_image_block(part))
+            blocks.append(image_block(part))
     return blocks
-
-
-def _tool_use_blocks(tool_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for tc in tool_calls:
-        fn = tc.get("function") or {}
-        try:
-            args = orjson.loads(fn.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            args = {}
-        out.append({"type": "tool_use", "id": tc.get("id"), "name": fn.get("name"), "input": args})
-    return out
 
 
 def to_messages_request(body: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +75,7 @@ def to_messages_request(body: dict[str, Any]) -> dict[str, Any]:
             blocks = _content_blocks(m.get("content"))
             if isinstance(blocks, str):
                 blocks = [{"type": "text", "text": blocks}] if blocks else []
-            push("assistant", blocks + _tool_use_blocks(m.get("tool_calls") or []))
+            push("assistant", blocks + tool_use_blocks(m.get("tool_calls") or []))
         elif role in ("tool", "function"):
             push(
                 "user",
@@ -131,26 +119,10 @@ def to_messages_request(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": input_tokens,
-        "completion_tokens": output_tokens,
-        "total_tokens": input_tokens + output_tokens,
-    }
-
-
 def from_message(msg: dict[str, Any]) -> dict[str, Any]:
     """Anthropic message -> OpenAI chat.completion."""
     text = "".join(b.get("text", "") for b in msg.get("content") or () if b.get("type") == "text")
-    tool_calls = [
-        {
-            "id": b.get("id"),
-            "type": "function",
-            "function": {"name": b.get("name"), "arguments": orjson.dumps(b.get("input")).decode()},
-        }
-        for b in msg.get("content") or ()
-        if b.get("type") == "tool_use"
-    ]
+    tool_calls = tool_calls_of(msg.get("content") or [])
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -170,7 +142,7 @@ def from_message(msg: dict[str, Any]) -> dict[str, Any]:
                 "finish_reason": STOP_REASONS.get(msg.get("stop_reason") or "", "stop"),
             }
         ],
-        "usage": _usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
+        "usage": chat_usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
     }
 
 
@@ -240,7 +212,7 @@ class ChunkTranslator:
                     "created": self.created,
                     "model": self.model,
                     "choices": [],
-                    "usage": _usage(self.input_tokens, self.output_tokens),
+                    "usage": chat_usage(self.input_tokens, self.output_tokens),
                 }
             ]
         if kind == "error":
@@ -252,8 +224,12 @@ class ChunkTranslator:
 class Anthropic:
     """Adapter for ``POST {base_url}/v1/messages``."""
 
+    endpoints = CHAT_ENDPOINTS
+
     def __init__(self, name: str, cfg: ProviderConfig) -> None:
         self.name = name
+        self.label = describe(name, cfg.base_url)
+        """How errors name this upstream: the provider and its host, never a key."""
         self.cfg = cfg
         base = cfg.base_url.rstrip("/")
         self._url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
@@ -271,11 +247,11 @@ class Anthropic:
             self._url,
             payload,
             self._headers,
-            provider=self.name,
+            provider=self.label,
             total=self.cfg.timeouts.total,
         )
         if not isinstance(data, dict) or data.get("type") != "message":
-            raise UpstreamProtocolError(f"{self.name}: upstream answer is not a message")
+            raise UpstreamProtocolError(f"{self.label}: upstream answer is not a message")
         return from_message(data)
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -285,27 +261,34 @@ class Anthropic:
             "POST", self._url, content=payload, headers=self._headers
         )
         translator = ChunkTranslator()
-        with upstream_errors(self.name):
+        with upstream_errors(self.label):
             response = await self._client.send(request, stream=True)
             try:
                 if response.status_code >= 400:
-                    raise status_error(self.name, response, await response.aread())
+                    raise status_error(self.label, response, await response.aread())
                 async for event in iter_events(response.aiter_lines()):
                     if translator.done:
                         continue  # read to the end so the connection is reused
                     data = orjson.loads(event.data)
                     if not isinstance(data, dict):
                         raise UpstreamProtocolError(
-                            f"{self.name}: upstream sent a non-object event"
+                            f"{self.label}: upstream sent a non-object event"
                         )
                     for chunk in translator.feed(event.event, data):
                         yield chunk
                     if time.monotonic() > deadline:
-                        raise UpstreamTimeout(f"{self.name}: upstream exceeded the total timeout")
+                        raise UpstreamTimeout(f"{self.label}: upstream exceeded the total timeout")
             finally:
                 await response.aclose()
         if not translator.done:
-            raise UpstreamProtocolError(f"{self.name}: upstream stream ended before message_stop")
+            raise UpstreamProtocolError(f"{self.label}: upstream stream ended before message_stop")
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise BadRequest(f"{self.label}: Anthropic has no embeddings API", param="model")
+
+    async def models(self) -> list[str]:
+        url = self._url.removesuffix("/messages") + "/models"
+        return await get_model_ids(self._client, url, self._headers, provider=self.label)
 
     async def aclose(self) -> None:
         await self._client.aclose()

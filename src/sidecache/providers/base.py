@@ -14,6 +14,7 @@ import email.utils
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -27,11 +28,18 @@ from sidecache.errors import (
     UpstreamTimeout,
 )
 
+CHAT_ENDPOINTS = frozenset({"chat.completions", "responses", "messages"})
+"""What every provider serves: the chat endpoints all translate to one chat call."""
+EMBEDDINGS = "embeddings"
+
 
 class Provider(Protocol):
-    """An upstream API presented as OpenAI Chat Completions."""
+    """An upstream API presented as OpenAI Chat Completions (and Embeddings, where it has them)."""
 
     name: str
+    endpoints: frozenset[str]
+    """The gateway endpoints this upstream can serve (``CHAT_ENDPOINTS``, plus ``embeddings``
+    for an upstream with an embeddings API)."""
 
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         """One whole answer; ``body["model"]`` is already the upstream model name."""
@@ -41,7 +49,39 @@ class Provider(Protocol):
         """The answer as OpenAI chunks; errors before the first chunk are retryable."""
         ...
 
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An OpenAI embeddings answer (``{"data": [{"index", "embedding"}], "usage"}``);
+        raises ``BadRequest`` where ``embeddings`` is not in ``endpoints``."""
+        ...
+
+    async def models(self) -> list[str]:
+        """The model names the upstream lists (pass-through mode's ``/v1/models``)."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+async def get_model_ids(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], *, provider: str
+) -> list[str]:
+    """``GET`` a models list (OpenAI's and Anthropic's share the shape ``{"data": [{"id"}]}``)."""
+    with upstream_errors(provider):
+        r = await client.get(url, headers=headers)
+        if r.status_code >= 400:
+            raise status_error(provider, r, r.content)
+        data = orjson.loads(r.content)
+    items = data.get("data") if isinstance(data, dict) else None
+    return [str(m["id"]) for m in items or () if isinstance(m, dict) and m.get("id")]
+
+
+def describe(name: str, base_url: str) -> str:
+    """``name (host:port)``: what an error says about an upstream. Only the host: a URL may
+    carry credentials (``https://user:secret@host``) and must never reach a client or a log."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or "?"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return f"{name} ({host})"
 
 
 def make_client(cfg: ProviderConfig) -> httpx.AsyncClient:

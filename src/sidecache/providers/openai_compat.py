@@ -13,19 +13,33 @@ from typing import Any
 
 import orjson
 
-from sidecache.api.sse import iter_events
 from sidecache.config import ProviderConfig
 from sidecache.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
-from sidecache.providers.base import make_client, post_json, status_error, upstream_errors
+from sidecache.openai.sse import iter_events
+from sidecache.providers.base import (
+    CHAT_ENDPOINTS,
+    EMBEDDINGS,
+    describe,
+    get_model_ids,
+    make_client,
+    post_json,
+    status_error,
+    upstream_errors,
+)
 
 
 class OpenAICompatible:
-    """Adapter for ``POST {base_url}/chat/completions``."""
+    """Adapter for ``POST {base_url}/chat/completions`` and ``POST {base_url}/embeddings``."""
+
+    endpoints = CHAT_ENDPOINTS | {EMBEDDINGS}
 
     def __init__(self, name: str, cfg: ProviderConfig) -> None:
         self.name = name
+        self.label = describe(name, cfg.base_url)
+        """How errors name this upstream: the provider and its host, never a key."""
         self.cfg = cfg
         self._url = cfg.base_url.rstrip("/") + "/chat/completions"
+        self._embeddings_url = cfg.base_url.rstrip("/") + "/embeddings"
         self._headers = {"content-type": "application/json"}
         if cfg.api_key:
             self._headers["authorization"] = f"Bearer {cfg.api_key}"
@@ -38,11 +52,11 @@ class OpenAICompatible:
             self._url,
             payload,
             self._headers,
-            provider=self.name,
+            provider=self.label,
             total=self.cfg.timeouts.total,
         )
         if not isinstance(data, dict) or "choices" not in data:
-            raise UpstreamProtocolError(f"{self.name}: upstream answer has no choices")
+            raise UpstreamProtocolError(f"{self.label}: upstream answer has no choices")
         return data
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -53,11 +67,11 @@ class OpenAICompatible:
         request = self._client.build_request(
             "POST", self._url, content=payload, headers=self._headers
         )
-        with upstream_errors(self.name):
+        with upstream_errors(self.label):
             response = await self._client.send(request, stream=True)
             try:
                 if response.status_code >= 400:
-                    raise status_error(self.name, response, await response.aread())
+                    raise status_error(self.label, response, await response.aread())
                 done = False
                 async for event in iter_events(response.aiter_lines()):
                     # After [DONE], read on to the end of the body: a connection closed with
@@ -68,17 +82,34 @@ class OpenAICompatible:
                     chunk = orjson.loads(event.data)
                     if not isinstance(chunk, dict):
                         raise UpstreamProtocolError(
-                            f"{self.name}: upstream sent a non-object chunk"
+                            f"{self.label}: upstream sent a non-object chunk"
                         )
                     if "error" in chunk:
                         err = chunk["error"]
                         msg = err.get("message") if isinstance(err, dict) else str(err)
-                        raise UpstreamError(f"{self.name}: upstream stream error: {msg}")
+                        raise UpstreamError(f"{self.label}: upstream stream error: {msg}")
                     yield chunk
                     if time.monotonic() > deadline:
-                        raise UpstreamTimeout(f"{self.name}: upstream exceeded the total timeout")
+                        raise UpstreamTimeout(f"{self.label}: upstream exceeded the total timeout")
             finally:
                 await response.aclose()
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        data = await post_json(
+            self._client,
+            self._embeddings_url,
+            orjson.dumps(body),
+            self._headers,
+            provider=self.label,
+            total=self.cfg.timeouts.total,
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise UpstreamProtocolError(f"{self.label}: upstream answer has no embeddings")
+        return data
+
+    async def models(self) -> list[str]:
+        url = self.cfg.base_url.rstrip("/") + "/models"
+        return await get_model_ids(self._client, url, self._headers, provider=self.label)
 
     async def aclose(self) -> None:
         await self._client.aclose()

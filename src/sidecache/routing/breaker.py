@@ -33,6 +33,12 @@ class CircuitBreaker:
             return "half-open"
         return "open"
 
+    def reopens_in(self) -> float:
+        """Seconds until an open circuit half-opens (0 if it is not open)."""
+        if self.opened_at is None:
+            return 0.0
+        return max(0.0, self.opened_at + self.cooldown - self._clock())
+
     def allow(self) -> bool:
         """May a request go to this target now? In half-open, only one probe at a time."""
         state = self.state

@@ -99,18 +99,22 @@ class Router:
         return Route(alias, states, STRATEGIES[strategy]([t.weight for t in targets]), spec)
 
     def resolve(self, alias: str) -> Route:
+        """The route for a model alias; in pass-through mode (no config file) any name goes to
+        a provider unchanged, through a route that is not remembered per name."""
         route = self.routes.get(alias)
         if route is not None:
             return route
         if self.passthrough and self.providers and "/" not in alias:
             names = list(self.providers)
             name = "anthropic" if alias.startswith("claude") and "anthropic" in names else names[0]
-            route = self.routes[alias] = self._route(
-                alias, [Target(target=f"{name}/{alias}")], "fallback", None
-            )
-            return route
+            # One circuit per provider (its health is the host's), and nothing kept per name.
+            shared = self._target(f"{name}/*")
+            target = TargetState(shared.key, shared.provider, alias, shared.breaker)
+            return Route(alias, [target], STRATEGIES["fallback"]([1.0]), None)
+        known = ", ".join(sorted(self.routes)) or "none"
         raise ModelNotFound(
-            f"The model `{alias}` does not exist or is not configured", param="model"
+            f"The model `{alias}` does not exist or is not configured; configured aliases: {known}",
+            param="model",
         )
 
     def circuits(self) -> dict[str, str]:
@@ -180,8 +184,17 @@ class Router:
         if last is not None:
             raise last
         raise ServiceUnavailable(
-            f"no target of `{route.alias}` is available (circuits open or rate limited)"
+            f"no target of `{route.alias}` is available (circuits open or rate limited)",
+            retry_after=self._next_available(route),
         )
+
+    @staticmethod
+    def _next_available(route: Route) -> float:
+        """Seconds until the first of a route's targets may be tried again: its circuit
+        half-opens or its upstream's Retry-After ends."""
+        now = time.monotonic()
+        waits = [max(t.breaker.reopens_in(), t.blocked_until - now, 0.0) for t in route.targets]
+        return min(waits, default=1.0)
 
     def _body(self, body: dict[str, Any], target: TargetState) -> dict[str, Any]:
         return {**body, "model": target.upstream_model}
@@ -190,6 +203,12 @@ class Router:
         self, route: Route, body: dict[str, Any]
     ) -> tuple[dict[str, Any], TargetState]:
         return await self._run(route, lambda t: t.provider.complete(self._body(body, t)))
+
+    async def embeddings(
+        self, route: Route, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], TargetState]:
+        """An embeddings call, with the same retries and fallback as ``complete``."""
+        return await self._run(route, lambda t: t.provider.embeddings(self._body(body, t)))
 
     async def open_stream(
         self, route: Route, body: dict[str, Any]

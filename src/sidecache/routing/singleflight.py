@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sidecache.routing.router import TargetState
 
 
 class Flight:
+    """One upstream call and everything its followers need to replay it."""
+
     def __init__(self, key: str | None) -> None:
         self.key = key
         self.chunks: list[dict[str, Any]] = []
         self.result: dict[str, Any] | None = None
         self.error: BaseException | None = None
         self.done = False
-        self.meta: dict[str, Any] = {}
+        self.target: TargetState | None = None
+        """The target that answered (set once the upstream call succeeded or streams)."""
+        self.first_byte_at: float | None = None
+        """``perf_counter`` time of the first chunk or the whole answer."""
         self.followers = 0
         self.task: asyncio.Task[None] | None = None
         self._event = asyncio.Event()

@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import free_port
+
+from support.processes import free_port
 
 __all__ = ["RedisServer", "redis_prefix", "redis_server", "require_redis_server"]
 

@@ -14,6 +14,10 @@ from msgspec import Meta
 
 from sidecache.errors import BadRequest
 
+MAX_TOKENS = 10_000_000
+"""No model writes more in one answer: a larger ``max_tokens`` is a mistake or an attack, and
+is refused here rather than forwarded."""
+
 
 class Loose(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Wire Structs ignore unknown fields: new OpenAI fields must not break clients."""
@@ -44,8 +48,12 @@ class ChatRequest(Loose):
     n: Annotated[int, Meta(ge=1, le=128)] | None = None
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
     top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
-    max_tokens: Annotated[int, Meta(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
+    max_tokens: Annotated[int, Meta(ge=1, le=MAX_TOKENS)] | None = None
+    max_completion_tokens: Annotated[int, Meta(ge=1, le=MAX_TOKENS)] | None = None
+    presence_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
+    seed: Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)] | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     stop: str | list[str] | None = None
     user: str | None = None
     tools: list[dict[str, Any]] | None = None

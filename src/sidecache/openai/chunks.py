@@ -7,24 +7,11 @@ cut back into chunks by ``replay_chunks`` so the client cannot tell it from a li
 
 from __future__ import annotations
 
-import random
-import string
 import time
 from collections.abc import Iterator
 from typing import Any
 
-_ALPHABET = string.ascii_letters + string.digits
-
-
-def new_id() -> str:
-    """A completion id like OpenAI's. Unique, not secret: ``random`` instead of ``secrets``,
-    whose system call per id showed in the hit path's profile."""
-    return "chatcmpl-" + "".join(random.choices(_ALPHABET, k=24))
-
-
-def new_request_id() -> str:
-    """A request id for logs and ``x-request-id`` (unique, not secret; see ``new_id``)."""
-    return f"{random.getrandbits(64):016x}"
+from sidecache.openai.ids import new_id
 
 
 class ChunkAccumulator:

@@ -1,0 +1,46 @@
+"""Configuration: one TOML file decoded into msgspec Structs, one module per section.
+
+Strings may hold ``${VAR}`` or ``${VAR:-default}``; they are replaced from the environment
+before decoding so secrets never need to sit in the file. Every field has a default and is
+documented in README.md; unknown fields are rejected so a typo fails at start with its path.
+The public names are re-exported here: ``from sidecache.config import Config, load``.
+"""
+
+from sidecache.config.base import Base, Positive, Seconds, Unit
+from sidecache.config.cache import CacheConfig, EmbedderConfig, RedisConfig, VerifierConfig
+from sidecache.config.document import Config
+from sidecache.config.governance import LimitsConfig, PIIConfig, Price, TenantBudget
+from sidecache.config.loading import SERVER_ENV, from_dict, from_env, load, server_from_env
+from sidecache.config.models import BreakerConfig, ModelAlias, RetryConfig, RoutingConfig, Target
+from sidecache.config.providers import ProviderConfig, Timeouts
+from sidecache.config.server import ObservabilityConfig, ServerConfig
+
+__all__ = [
+    "SERVER_ENV",
+    "Base",
+    "BreakerConfig",
+    "CacheConfig",
+    "Config",
+    "EmbedderConfig",
+    "LimitsConfig",
+    "ModelAlias",
+    "ObservabilityConfig",
+    "PIIConfig",
+    "Positive",
+    "Price",
+    "ProviderConfig",
+    "RedisConfig",
+    "RetryConfig",
+    "RoutingConfig",
+    "Seconds",
+    "ServerConfig",
+    "Target",
+    "TenantBudget",
+    "Timeouts",
+    "Unit",
+    "VerifierConfig",
+    "from_dict",
+    "from_env",
+    "load",
+    "server_from_env",
+]

@@ -1,0 +1,24 @@
+"""``Config``: the whole file, one Struct per section."""
+
+from __future__ import annotations
+
+from sidecache.config.base import Base
+from sidecache.config.cache import CacheConfig
+from sidecache.config.governance import LimitsConfig, PIIConfig, Price
+from sidecache.config.models import ModelAlias, RoutingConfig
+from sidecache.config.providers import ProviderConfig
+from sidecache.config.server import ObservabilityConfig, ServerConfig
+
+
+class Config(Base, frozen=True):
+    server: ServerConfig = ServerConfig()
+    providers: dict[str, ProviderConfig] = {}
+    models: dict[str, ModelAlias] = {}
+    routing: RoutingConfig = RoutingConfig()
+    cache: CacheConfig = CacheConfig()
+    pricing: dict[str, Price] = {}
+    limits: LimitsConfig = LimitsConfig()
+    pii: PIIConfig = PIIConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    passthrough_models: bool = False
+    """Route a model name that is no alias to the first provider unchanged (env mode)."""

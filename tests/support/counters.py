@@ -1,0 +1,50 @@
+"""Waiting on what the gateway itself reports, never on a sleep.
+
+A test that asserts something happened (or did not) after an action waits until the gateway's
+own counters say the action is accounted (``/stats``: requests settled, nothing in flight),
+with a deadline that only bounds a failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from support.gateway import Gateway
+
+__all__ = ["gateway_stats", "settled", "wait_for"]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` passes (its last value)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def gateway_stats(gw: Gateway, admin_key: str | None = None) -> dict[str, Any]:
+    """``GET /stats`` (with the admin key when the gateway has one)."""
+    with gw.http(admin_key) as http:
+        r = http.get("/stats")
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def settled(
+    gw: Gateway, requests: int, admin_key: str | None = None, timeout: float = 10.0
+) -> dict[str, Any]:
+    """``/stats`` once at least ``requests`` requests are accounted and none is in flight."""
+    doc: dict[str, Any] = {}
+
+    def done() -> bool:
+        nonlocal doc
+        doc = gateway_stats(gw, admin_key)
+        return bool(doc["totals"]["requests"] >= requests and doc.get("in_flight", 0) == 0)
+
+    assert wait_for(done, timeout), f"not settled: {doc.get('totals')}, {doc.get('in_flight')}"
+    return doc

@@ -1,0 +1,3 @@
+from support.fake_upstream.app import main
+
+main()
