@@ -38,6 +38,8 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 QQP_PATH = SHARED_DATA / "qqp_dev.jsonl.gz"
 GPTCACHE_MOCK_PATH = SHARED_DATA / "gptcache_mock_data.json"
 PROMPT_PAIRS_PATH = ROOT / "benchmarks" / "data" / "prompt_pairs.jsonl"
+GENERATED_PAIRS_PATH = ROOT / "benchmarks" / "data" / "generated_pairs.jsonl"
+DEV_PAIRS_PATH = ROOT / "benchmarks" / "data" / "dev_pairs.jsonl"
 CACHE_DIR = ROOT / "benchmarks" / ".cache"
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 
@@ -72,8 +74,25 @@ class PairSet:
             split=[self.split[i] for i in idx],
             source=self.source,
             retrieval=self.retrieval,
-            meta=dict(self.meta),
+            meta={
+                k: [v[i] for i in idx] if isinstance(v, list) and len(v) == len(self) else v
+                for k, v in self.meta.items()
+            },
         )
+
+
+def concat(*sets: PairSet) -> PairSet:
+    """The pairs of several sets, in order (the first set's source and flags)."""
+    return PairSet(
+        a=[x for ps in sets for x in ps.a],
+        b=[x for ps in sets for x in ps.b],
+        label=np.concatenate([ps.label for ps in sets]),
+        category=[x for ps in sets for x in ps.category],
+        split=[x for ps in sets for x in ps.split],
+        source=sets[0].source,
+        retrieval=sets[0].retrieval,
+        meta={"group": [g for ps in sets for g in ps.meta.get("group", [""] * len(ps))]},
+    )
 
 
 def _open_text(path: Path) -> Any:
@@ -82,7 +101,7 @@ def _open_text(path: Path) -> Any:
     return path.open(encoding="utf-8")
 
 
-def _stable_percent(text: str) -> int:
+def stable_percent(text: str) -> int:
     return int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:4], "big") % 100
 
 
@@ -115,12 +134,12 @@ def component_split(
     Union-find over question strings; a component goes to test when the hash of its smallest
     question falls under ``test_percent``.
     """
-    return ["test" if _stable_percent(r) < test_percent else "train" for r in component_roots(a, b)]
+    return ["test" if stable_percent(r) < test_percent else "train" for r in component_roots(a, b)]
 
 
 def component_folds(a: Sequence[str], b: Sequence[str], k: int = 5) -> np.ndarray:
     """A fold number in [0, k) for each pair, constant over a connected component."""
-    return np.array([_stable_percent("fold:" + r) % k for r in component_roots(a, b)])
+    return np.array([stable_percent("fold:" + r) % k for r in component_roots(a, b)])
 
 
 def load_pairs(path: str | Path, limit: int | None = None, split: str | None = None) -> PairSet:
@@ -163,6 +182,7 @@ def load_pairs(path: str | Path, limit: int | None = None, split: str | None = N
             category=[str(r.get("category", "qqp")) for r in rows],
             split=splits,
             source=str(path),
+            meta={"group": [str(r.get("domain", "")) for r in rows]},
         )
     if split and split != "all":
         ps = ps.subset(np.array([s == split for s in ps.split]))

@@ -182,6 +182,33 @@ def evaluate(d: SweepData, threshold: float, cutoff: float | None) -> Row:
     )
 
 
+def category_rates(d: SweepData, threshold: float, cutoff: float | None) -> dict[str, Any]:
+    """Pairs served per category (pair files with categories): paraphrases served are hits,
+    anything else served is a hard negative let through."""
+    ok = d.cos >= threshold
+    if cutoff is not None:
+        ok = ok & (d.score >= cutoff)
+    cats = np.array(d.category)
+    return {
+        str(c): {"served": int(ok[cats == c].sum()), "pairs": int((cats == c).sum())}
+        for c in sorted(set(d.category))
+    }
+
+
+def print_categories(d: SweepData, thresholds: list[float], file: Any = sys.stdout) -> None:
+    """Per-category served counts at a few thresholds, verifier off and on (shipped cutoff)."""
+    for t in thresholds:
+        for label, cut in (("off", None), (f"on, cutoff {d.shipped_cutoff:.2f}", d.shipped_cutoff)):
+            r = evaluate(d, t, cut)
+            per = category_rates(d, t, cut)
+            text = ", ".join(f"{c} {v['served']}/{v['pairs']}" for c, v in per.items())
+            print(
+                f"cosine >= {t:.2f}, verifier {label}: precision {r.precision:.3f}, recall"
+                f" {r.recall:.3f}; served {text}",
+                file=file,
+            )
+
+
 def sweep(
     d: SweepData,
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
@@ -401,6 +428,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--speed", action="store_true", help="only time Verifier.check on the pairs")
     ap.add_argument(
+        "--at",
+        default="",
+        help="comma-separated thresholds to print per-category served counts at (pair files"
+        " with categories; default: the gateway's default threshold)",
+    )
+    ap.add_argument(
         "--no-vectors", action="store_true", help="verifier without the sentence vectors"
     )
     args = ap.parse_args(argv)
@@ -424,6 +457,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res = sweep(d, parse_range(args.thresholds), target_precision=args.target_precision)
     res["backend"] = args.backend
     print_table(res)
+    if not d.retrieval and set(d.category) - {"qqp"}:
+        from sidecache.config import CacheConfig
+
+        at = [float(x) for x in args.at.split(",") if x] or [CacheConfig().threshold]
+        print()
+        print_categories(d, at)
+        res["per_category"] = {
+            str(t): {
+                "verifier_off": category_rates(d, t, None),
+                "verifier_on": category_rates(d, t, d.shipped_cutoff),
+            }
+            for t in at
+        }
     pairs.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = pairs.RESULTS_DIR / f"{name}.json"
     out.write_text(json.dumps(res, indent=1))

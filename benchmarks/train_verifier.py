@@ -4,9 +4,12 @@ The file lands in ``src/sidecache/cache/verifier/``, written through the public 
 ``sidecache.cache.verifier.model_file`` (the gateway reads it back through the same module).
 
 Reproducible: the splits are deterministic (QQP by connected component of questions, our prompt
-pairs by their ``split`` field), the models have fixed seeds, and the only inputs are
-``../shared/data/qqp_dev.jsonl.gz`` and ``benchmarks/data/prompt_pairs.jsonl``. Nothing from a
-test split is used for training, for the rarity weights or for the word vectors.
+pairs by their ``split`` field, generated pairs by domain), the models have fixed seeds, and the
+only inputs are ``../shared/data/qqp_dev.jsonl.gz``, ``benchmarks/data/prompt_pairs.jsonl`` and
+``benchmarks/data/generated_pairs.jsonl`` (``gen_pairs.py``; its ``train`` split). Nothing from
+a test, holdout or dev split is used for training, for the rarity weights or for the word
+vectors; ``benchmarks/data/dev_pairs.jsonl`` (hand-written) and the generated ``dev`` split
+(domains and frames training never sees) are only reported.
 
 What it learns:
 
@@ -21,9 +24,10 @@ What it learns:
    arrays that ``sidecache.cache.verifier`` evaluates in numpy) over the pair features. The
    projected cosine of QQP training pairs is computed out of fold (5 folds by component), and a
    share of rows is shown without it, so the trees also work when no vectors are given;
-5. the default probability cutoff, for prompt-style traffic: 5-fold CV over the prompt *train*
-   split, the cutoff serving the most paraphrases with at most ``--max-false-hit`` hard
-   negatives at cosine >= ``--default-threshold``.
+5. the default probability cutoff, for prompt-style traffic: 5-fold CV over the prompt-style
+   training rows (our train split round robin, the generated train split by domain, so each
+   fold is judged on domains it never saw), the cutoff serving the most paraphrases with at
+   most ``--max-false-hit`` hard negatives at cosine >= ``--default-threshold``.
 
 It also reports a QQP operating point chosen without the test split (on a held-out fifth of the
 training components) and that point's precision and recall on the test components.
@@ -270,14 +274,23 @@ def choose_cutoff(
 
 
 def choose_prompt_cutoff(
-    ps: pairs.PairSet, cos: np.ndarray, prob: np.ndarray, threshold: float, max_false_hit: float
+    ps: pairs.PairSet,
+    cos: np.ndarray,
+    prob: np.ndarray,
+    threshold: float,
+    max_false_hit: float,
+    negatives: set[str] | None = None,
 ) -> float:
-    """The cutoff serving the most paraphrases with at most ``max_false_hit`` hard negatives."""
+    """The cutoff serving the most paraphrases with at most ``max_false_hit`` hard negatives
+    (of the ``negatives`` categories; None: all that are not paraphrases)."""
     para = np.array([c == "paraphrase" for c in ps.category])
+    neg = np.array(
+        [c != "paraphrase" and (negatives is None or c in negatives) for c in ps.category]
+    )
     best = (-1.0, 0.5)
     for c in np.round(np.arange(0.05, 0.951, 0.01), 2):
         served = (cos >= threshold) & (prob >= c)
-        if served[~para].mean() <= max_false_hit and served[para].mean() > best[0]:
+        if served[neg].mean() <= max_false_hit and served[para].mean() > best[0]:
             best = (float(served[para].mean()), float(c))
     return best[1]
 
@@ -379,6 +392,13 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--prompt-weight", type=float, default=20.0)
     ap.add_argument(
+        "--generated",
+        default=str(pairs.GENERATED_PAIRS_PATH),
+        help="generated prompt pairs (gen_pairs.py); their train split is trained on, their dev"
+        " split reported; empty: none",
+    )
+    ap.add_argument("--generated-weight", type=float, default=4.0)
+    ap.add_argument(
         "--no-vector-share",
         type=float,
         default=0.15,
@@ -396,6 +416,12 @@ def main() -> None:
         type=float,
         default=0.03,
         help="hard negatives the default cutoff may serve (prompt train split, CV)",
+    )
+    ap.add_argument(
+        "--cutoff-negatives",
+        default="negation,number_change,entity_swap,direction_swap,language_swap",
+        help="hard-negative categories the default cutoff is held to --max-false-hit on; the"
+        " others (added_constraint) are trained on and reported, not traded against paraphrases",
     )
     ap.add_argument(
         "--hard-vetoes",
@@ -448,13 +474,25 @@ def main() -> None:
     p_is_te = np.array([s == "test" for s in pp.split])
     p_tr, p_te = pp.subset(p_is_tr), pp.subset(p_is_te)
     p_ho = pp.subset(np.array([s == "holdout" for s in pp.split]))
+    gen = pairs.load_pairs(args.generated) if args.generated else pp.subset([])
+    g_tr, g_dev = (gen.subset(np.array([s == k for s in gen.split])) for k in ("train", "dev"))
+    dev = pairs.load_pairs(pairs.DEV_PAIRS_PATH)  # hand-written, reported only
+    # prompt-style training rows: our train split and the generated train split, with weights;
+    # folds: our pairs round robin, generated pairs by domain (a fold never saw its domains)
+    s_tr = pairs.concat(p_tr, g_tr)
+    w_s = np.r_[np.full(len(p_tr), args.prompt_weight), np.full(len(g_tr), args.generated_weight)]
+    fold_s = np.r_[
+        np.arange(len(p_tr)) % 5,
+        [pairs.stable_percent("domain:" + g) % 5 for g in g_tr.meta.get("group", [])],
+    ].astype(int)
     print(
         f"QQP train {len(q_tr)} / test {len(q_te)}; prompts train {len(p_tr)} / test"
-        f" {len(p_te)} / holdout {len(p_ho)}"
+        f" {len(p_te)} / holdout {len(p_ho)}; generated train {len(g_tr)} / dev {len(g_dev)};"
+        f" hand-written dev {len(dev)}"
     )
 
     # 1. lexical resources from training texts only
-    idf, default_idf, df, surface = build_idf(q_tr.a + q_tr.b + p_tr.a + p_tr.b)
+    idf, default_idf, df, surface = build_idf(q_tr.a + q_tr.b + s_tr.a + s_tr.b)
     vocab = [w for w, _ in df.most_common() if w in idf and w.isalpha()][: args.max_words]
     print(f"idf over {len(idf)} stems; distilling {len(vocab)} word vectors")
     word_vectors = distill_word_vectors(
@@ -469,9 +507,9 @@ def main() -> None:
     featurizer = Verifier.from_spec(spec)
 
     # 2. sentence vectors and the projection (out-of-fold on QQP train components)
-    vq_tr, vq_te, vp_tr, vp_te, vp_all = (
+    vq_tr, vq_te, vp_tr, vp_te, vp_all, vs_tr, vg_dev, v_dev = (
         pairs.embed_pairs(x, backend=args.backend, model_path=model_path, adapter=args.adapter)
-        for x in (q_tr, q_te, p_tr, p_te, pp)
+        for x in (q_tr, q_te, p_tr, p_te, pp, s_tr, g_dev, dev)
     )
     if args.oof_adapters:
         vq_tr = oof_vectors(q_tr, args, vq_tr)
@@ -483,6 +521,9 @@ def main() -> None:
             ("p_tr", vp_tr),
             ("p_te", vp_te),
             ("p_all", vp_all),
+            ("s_tr", vs_tr),
+            ("g_dev", vg_dev),
+            ("dev", v_dev),
         )
     }
     folds = pairs.component_folds(q_tr.a, q_tr.b)
@@ -500,6 +541,9 @@ def main() -> None:
         "p_tr": projected_cosine(w_all, *vp_tr),
         "p_te": projected_cosine(w_all, *vp_te),
         "p_all": projected_cosine(w_all, *vp_all),
+        "s_tr": projected_cosine(w_all, *vs_tr),
+        "g_dev": projected_cosine(w_all, *vg_dev),
+        "dev": projected_cosine(w_all, *v_dev),
     }
     print(f"projection ready, {time.perf_counter() - t0:.0f}s")
 
@@ -507,15 +551,20 @@ def main() -> None:
     x_qtr = feature_matrix(featurizer, q_tr, cos["q_tr"], proj["q_tr"], "features qqp train")
     x_qte = feature_matrix(featurizer, q_te, cos["q_te"], proj["q_te"], "features qqp test")
     x_pall = feature_matrix(featurizer, pp, cos["p_all"], proj["p_all"], "features prompts")
-    x_ptr, x_pte = x_pall[p_is_tr], x_pall[p_is_te]
+    x_pte = x_pall[p_is_te]
+    x_str = feature_matrix(featurizer, s_tr, cos["s_tr"], proj["s_tr"], "features prompt-style")
+    x_gdev = feature_matrix(featurizer, g_dev, cos["g_dev"], proj["g_dev"], "features gen dev")
+    x_dev = feature_matrix(featurizer, dev, cos["dev"], proj["dev"], "features hand dev")
     print(f"features ready, {time.perf_counter() - t0:.0f}s")
     col = FEATURE_NAMES.index("proj_cosine")
 
-    def training_set(xq: np.ndarray, yq: np.ndarray, xp: np.ndarray, yp: np.ndarray):
+    def training_set(
+        xq: np.ndarray, yq: np.ndarray, xp: np.ndarray, yp: np.ndarray, wp: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = np.vstack([xq, xp])
         x[rng.random(len(x)) < args.no_vector_share, col] = np.nan
         y = np.concatenate([yq, yp]).astype(int)
-        w = np.concatenate([np.ones(len(xq)), np.full(len(xp), args.prompt_weight)])
+        w = np.concatenate([np.ones(len(xq)), wp])
         return x, y, w
 
     def vetoed(ps: pairs.PairSet) -> np.ndarray:
@@ -528,34 +577,45 @@ def main() -> None:
         )
 
     veto = {"q_tr": vetoed(q_tr), "q_te": vetoed(q_te), "p_all": vetoed(pp)}
-    veto["p_tr"], veto["p_te"] = veto["p_all"][p_is_tr], veto["p_all"][p_is_te]
+    veto["p_te"] = veto["p_all"][p_is_te]
+    veto.update(s_tr=vetoed(s_tr), g_dev=vetoed(g_dev), dev=vetoed(dev))
 
     def probs(model: Any, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.where(v, 0.0, model.predict_proba(x)[:, 1])
 
-    # 4. the default cutoff, for prompt-style traffic: cross-validated over the prompt *train*
-    #    split (QQP train always in), the cutoff that serves the most paraphrases while serving
-    #    at most --max-false-hit of the hard negatives at cosine >= --default-threshold
-    cv_tr = np.zeros(len(p_tr))
-    fold_tr = np.arange(len(p_tr)) % 5
+    # 4. the default cutoff, for prompt-style traffic: cross-validated over the prompt-style
+    #    training rows (QQP train always in; generated pairs folded by domain), the cutoff that
+    #    serves the most paraphrases while serving at most --max-false-hit of the hard negatives
+    #    at cosine >= --default-threshold
+    cv_tr = np.zeros(len(s_tr))
     for f in range(5):
-        keep = fold_tr != f
-        xs, ys, ws = training_set(x_qtr, q_tr.label, x_ptr[keep], p_tr.label[keep])
+        keep = fold_s != f
+        xs, ys, ws = training_set(x_qtr, q_tr.label, x_str[keep], s_tr.label[keep], w_s[keep])
         m_f = fit_gbm(xs, ys, ws, args.trees, args.lr)
-        cv_tr[~keep] = probs(m_f, x_ptr[~keep], veto["p_tr"][~keep])
+        cv_tr[~keep] = probs(m_f, x_str[~keep], veto["s_tr"][~keep])
     cutoff = choose_prompt_cutoff(
-        p_tr, cos["p_tr"], cv_tr, args.default_threshold, args.max_false_hit
+        s_tr,
+        cos["s_tr"],
+        cv_tr,
+        args.default_threshold,
+        args.max_false_hit,
+        {c for c in args.cutoff_negatives.split(",") if c} or None,
     )
     print(
-        f"cutoff {cutoff} (most paraphrases served with false-hit <= {args.max_false_hit} at "
-        f"cosine >= {args.default_threshold}, prompt train split, 5-fold CV), "
+        f"cutoff {cutoff} (most paraphrases served with false-hit <= {args.max_false_hit} on"
+        f" {args.cutoff_negatives} at "
+        f"cosine >= {args.default_threshold}, prompt-style train rows, 5-fold CV), "
         f"{time.perf_counter() - t0:.0f}s"
+    )
+    report: dict[str, Any] = {"cutoff": cutoff}
+    report["prompt_style_train_cv"] = prompt_report(
+        s_tr, cos["s_tr"], cv_tr, cutoff, "prompt-style train 5-fold CV"
     )
 
     # 4b. a QQP operating point chosen without looking at the test split: a model trained
     #     without one fifth of the QQP training components picks (cosine, cutoff) on that fifth
     val = folds == 0
-    xs, ys, ws = training_set(x_qtr[~val], q_tr.label[~val], x_ptr, p_tr.label)
+    xs, ys, ws = training_set(x_qtr[~val], q_tr.label[~val], x_str, s_tr.label, w_s)
     m_val = fit_gbm(xs, ys, ws, args.trees, args.lr)
     p_val = probs(m_val, x_qtr[val], veto["q_tr"][val])
     qqp_point = recall_at_precision(
@@ -567,7 +627,7 @@ def main() -> None:
     )
 
     # 5. the shipped model: all training data
-    xs, ys, ws = training_set(x_qtr, q_tr.label, x_ptr, p_tr.label)
+    xs, ys, ws = training_set(x_qtr, q_tr.label, x_str, s_tr.label, w_s)
     model = fit_gbm(xs, ys, ws, args.trees, args.lr)
     spec["forest"] = export_forest(model)
     spec["cutoff"] = cutoff
@@ -579,7 +639,6 @@ def main() -> None:
     # 6. held-out figures
     from sklearn.metrics import roc_auc_score
 
-    report: dict[str, Any] = {"cutoff": cutoff}
     p_qte = probs(model, x_qte, veto["q_te"])
     x_nv = x_qte.copy()
     x_nv[:, col] = np.nan
@@ -627,25 +686,44 @@ def main() -> None:
         report["prompt_holdout"] = prompt_report(
             p_ho, cos["p_all"][p_is_ho], p_pho, cutoff, "prompt holdout"
         )
+    if len(g_dev):  # domains and frames the generated training rows never had
+        p_gdev = probs(model, x_gdev, veto["g_dev"])
+        report["generated_dev"] = prompt_report(
+            g_dev, cos["g_dev"], p_gdev, cutoff, "generated dev"
+        )
+    p_dev = probs(model, x_dev, veto["dev"])
+    report["hand_dev"] = prompt_report(dev, cos["dev"], p_dev, cutoff, "hand-written dev")
 
     if args.cv:  # 5-fold CV over all prompt pairs, QQP train always in
         cv_prob = np.zeros(len(pp))
         pf = np.arange(len(pp)) % 5
         for f in range(5):
             tr_f = pf != f
-            xs, ys, ws = training_set(x_qtr, q_tr.label, x_pall[tr_f], pp.label[tr_f])
+            xs, ys, ws = training_set(
+                x_qtr,
+                q_tr.label,
+                np.vstack([x_pall[tr_f], x_str[len(p_tr) :]]),
+                np.r_[pp.label[tr_f], g_tr.label],
+                np.r_[np.full(int(tr_f.sum()), args.prompt_weight), w_s[len(p_tr) :]],
+            )
             m_f = fit_gbm(xs, ys, ws, args.trees, args.lr)
             cv_prob[~tr_f] = probs(m_f, x_pall[~tr_f], veto["p_all"][~tr_f])
         report["prompt_cv"] = prompt_report(pp, cos["p_all"], cv_prob, cutoff, "prompt 5-fold CV")
 
     spec["meta"] = {
-        "trained_on": ["qqp_dev.jsonl.gz component-split train", "prompt_pairs.jsonl split=train"],
+        "trained_on": [
+            "qqp_dev.jsonl.gz component-split train",
+            "prompt_pairs.jsonl split=train",
+            *([f"{Path(args.generated).name} split=train"] if args.generated else []),
+        ],
         "backend": args.backend,
         "trees": args.trees,
         "learning_rate": args.lr,
         "prompt_weight": args.prompt_weight,
+        "generated_weight": args.generated_weight,
         "default_threshold": args.default_threshold,
         "max_false_hit": args.max_false_hit,
+        "cutoff_negatives": args.cutoff_negatives,
         "seed": SEED,
         # the projection fits these vectors only; the gateway checks it at start
         "vectors": vectors_id(pairs.embedder_config(args.backend, model_path, args.adapter)),

@@ -181,6 +181,79 @@ def test_paraphrase_not_vetoed(a: str, b: str) -> None:
     assert vetoes(a, b) == [], vetoes(a, b)
 
 
+REWORDED_FLIPS = [
+    # a negation or an opposite, with the rest of the prompt worded differently
+    ("How do I bake cookies with sugar?", "sugar-free cookie recipe, please"),
+    ("Best way to bake bread with yeast", "Can I bake bread w/o yeast?"),
+    ("Why does my kettle switch off by itself?", "my kettle won't switch off, why"),
+    ("How do I turn on location sharing on my phone?", "phone: disable location sharing"),
+    ("Which snacks are healthy for toddlers?", "what snacks are unhealthy for a toddler"),
+    ("Is it legal to fly a drone over a park?", "Why is flying a drone over a park forbidden?"),
+    ("How can I make the font bigger in Word?", "Word: shrink the font size"),
+    ("List the benefits of a standing desk.", "What are the downsides of standing desks?"),
+    ("How do I unblock a number on Android?", "Android: how to block a number"),
+    ("Prove that pi is irrational.", "How would I prove pi is rational?"),
+    (
+        "How to include weekends in a date range in Excel",
+        "Excel date range that leaves out weekends",
+    ),
+    (
+        "Why does my sourdough rise overnight?",
+        "I don't understand why my sourdough fails to rise overnight.",
+    ),
+    ("Tips for keeping my cat near the balcony", "How do I keep my cat away from the balcony?"),
+    (
+        "How do I let guests use my Wi-Fi?",
+        "How can I stop guests using my Wi-Fi? I want to prohibit it.",
+    ),
+    ("Write an email accepting the job offer.", "email turning down a job offer"),
+    ("Why does my cat scratch the door?", "How do I keep my cat from scratching the door?"),
+    ("Can I bring food into the stadium?", "Why is outside food banned at the stadium?"),
+    (
+        "Is it normal for a 2 year old to not talk yet?",
+        "Is it not normal for a 2 year old to not talk yet?",
+    ),
+]
+
+SAME_ASK_OTHER_FUNCTION_WORDS = [
+    # the same question, with negations, "to"/"from" or numbers worded differently
+    ("Is tap water not safe to drink in Lima?", "Is tap water unsafe to drink in Lima?"),
+    (
+        "How do I not include hidden files in the zip?",
+        "How do I exclude hidden files from the zip?",
+    ),
+    ("how 2 convert 5 km to miles", "How do I convert 5 km to miles?"),
+    ("Run a cron job every 15 mins", "How do I run a cron job every 15 minutes?"),
+    ("Hey, quick one: how do I merge two branches in git?", "How do I merge 2 branches in git?"),
+    ("I don't understand why my bread doesn't rise.", "Why doesn't my bread rise?"),
+    ("gluten-free pizza dough recipe", "How do I make pizza dough without gluten?"),
+    ("pancakes w/o eggs", "How can I make pancakes without eggs?"),
+    ("How far is Lyon from Geneva?", "how far is geneva from lyon"),
+    ("How can I make pancakes withut eggs?", "egg-free pancakes?"),
+    ("How do I exit vim?", "how to quit vim editor"),
+    ("How do I log in to Slack on my phone?", "logging in to slack on a phone"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), REWORDED_FLIPS)
+def test_reworded_flip_vetoed(a: str, b: str) -> None:
+    found = vetoes(a, b)
+    assert {"negation", "antonym"} & set(found), (a, b, found)
+    assert {"negation", "antonym"} & set(vetoes(b, a))
+
+
+@pytest.mark.parametrize(("a", "b"), SAME_ASK_OTHER_FUNCTION_WORDS)
+def test_same_ask_not_vetoed(a: str, b: str) -> None:
+    assert vetoes(a, b) == [], vetoes(a, b)
+    assert vetoes(b, a) == []
+
+
+def test_negation_scope_is_recorded() -> None:
+    an = analyse("Write a SQL query for customers who did not place an order last month.")
+    assert an.negations == 1 and {"plac", "order"} <= an.negated  # stems
+    assert analyse("I'm not sure how to cook rice").negations == 0  # a frame, not a polarity
+
+
 def test_paraphrases_accepted(verifier: Verifier, embed: dict[tuple[str, str], Embedded]) -> None:
     """The learned score is a probability: all but at most one of these must pass."""
     refused = [

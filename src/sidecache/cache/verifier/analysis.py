@@ -22,6 +22,7 @@ from sidecache.cache.verifier.lexicon import (
     NEGATION_IDIOMS,
     NEGATIONS,
     NUMBER_WORDS,
+    PRONOUN_ONE_AFTER,
     QWORDS,
     RELATIVE_TIME,
     ROMAN,
@@ -29,8 +30,10 @@ from sidecache.cache.verifier.lexicon import (
     SYMMETRIC_CUES,
     TECH,
     TECH_ALIASES,
+    UNIT_ALIASES,
     UNITS,
     WEEKDAYS,
+    edit_close,
     stem,
     word_stem,
 )
@@ -42,14 +45,46 @@ _TOKEN_RE = re.compile(
 )
 _DIMENSION_RE = re.compile(r"(\d)[x×](\d)")
 _COMPOUND_RE = re.compile(
-    r"\b(check|log|sign|opt|turn|switch|zoom|scale|speed|slow|power|plug|set|roll|back)[\s-]"
-    r"(in|out|on|off|up|down|back)\b",
+    r"\b(check|log|sign|opt|turn|switch|zoom|scale|speed|slow|power|plug|set|roll|back|tak)"
+    r"(?:e|s|es|ed|ing|ged|ging|ting|ped|ping|en)?[\s-](in|out|on|off|up|down|back)\b",
     re.IGNORECASE,
 )
+"""Phrasal verbs made one word, in any form: "turning down" -> "turndown", "logged in"."""
 _ENUMERATOR_RE = re.compile(r"(?:^|(?<=\s))\(?\d{1,2}[).](?=\s)")
 """List markers ("1) download, 2) build"): they count items, they are not quantities."""
 _INTERJECTION_RE = re.compile(r"^\s*(?:no|yes|yeah|nope|sure|ok|okay)\s*[,.!:;]\s*", re.IGNORECASE)
 """An answer-style "No, ..." opening restates, it does not negate the rest."""
+_FREE_OF = (
+    "gluten|sugar|dairy|lactose|fat|nut|egg|meat|alcohol|caffeine|salt|soy|wheat|grain|carb|"
+    "calorie|cruelty|smoke|tax|duty|rent|interest|risk|stress|pain|hassle|error|bug|ads?|"
+    "wrinkle|plastic|fragrance|oil|cost|crash|cash|paper|hands|lock|latency|debt|commission"
+)
+"""Words that "free" negates even without a hyphen ("sugar free"), unlike "feel free"."""
+_REWRITES = tuple(
+    (re.compile(pattern, re.IGNORECASE), replacement)
+    for pattern, replacement in (
+        (r"\bw/o\b", " without "),
+        (r"\bw/(?=\s)", " with "),
+        (r"\b(how|ways?)\s+2\b(?=\s+[a-z])", r"\1 to"),
+        (r"\b([a-z]+)-free\b", r"without \1"),
+        (rf"\b({_FREE_OF})\s+free\b", r"without \1"),
+        (r"\b(?:fail|fails|failed|failing)\s+to\b", "not"),
+        # "keep the laptop from overheating", "stop my dog from barking": prevent (a bare
+        # "stop" is not a negation: "stop the server", "quit vim")
+        (
+            r"\b(?:keep|keeps|keeping|kept|stop|stops|stopped|stopping)\s+((?:\w+\s+){1,3}?)from(?=\s+\w+ing\b)",
+            r"prevent \1",
+        ),
+        (r"(?<!far )\baway\s+from\b", "avoid"),  # "stay away from", "keep the cat away from"
+        (r"\b(?:leave|leaves|leaving|left)\s+(?:out|off)\b", "omit"),
+    )
+)
+"""Phrases said another way so that the word lists see them: "w/o" and "sugar-free" negate like
+"without", "fail to" like "not", "(stay) away from" like "avoid", "leave out" like "omit"; "how 2"
+is "how to", not the number 2."""
+_SEASONS = {"spring": "spring", "summer": "summer", "autumn": "autumn", "fall": "autumn",
+            "winter": "winter"}  # fmt: skip
+_SEASON_CUES = frozenset({"in", "during", "this", "next", "last", "every", "through", "over"})
 _NUM_RE = re.compile(r"^\d+(?:[.,]\d+)*(?:st|nd|rd|th|k|m|x|s)?$")
 _CAMEL_RE = re.compile(r"[a-z][A-Z]|[A-Z]{2,}[a-z]")
 
@@ -98,6 +133,8 @@ class PromptAnalysis:
     units: frozenset[str]
     dates: frozenset[str]
     negations: int
+    negated: frozenset[str]
+    """Content stems within three of a negation ("not *place* an *order*"): what it negates."""
     qwords: frozenset[str]
     first: str
     entities: frozenset[str]
@@ -113,9 +150,18 @@ class PromptAnalysis:
 
 
 def _analyse(text: str) -> PromptAnalysis:
-    prepared = _COMPOUND_RE.sub(r"\1\2", _DIMENSION_RE.sub(r"\1 x \2", text))
+    prepared = text
+    for pattern, replacement in _REWRITES:
+        prepared = pattern.sub(replacement, prepared)
+    prepared = _COMPOUND_RE.sub(_compound, _DIMENSION_RE.sub(r"\1 x \2", prepared))
     prepared = _ENUMERATOR_RE.sub(" ", _INTERJECTION_RE.sub("", prepared))
-    raw = _TOKEN_RE.findall(prepared)
+    matches = list(_TOKEN_RE.finditer(prepared))
+    raw = [m.group() for m in matches]
+    # a capital letter names something unless it opens a sentence
+    opens = [
+        not prepared[: m.start()].rstrip()[-1:] or prepared[: m.start()].rstrip()[-1] in ".!?:"
+        for m in matches
+    ]
     tokens: list[str] = []
     entities: set[str] = set()
     for i, r in enumerate(raw):
@@ -132,7 +178,7 @@ def _analyse(text: str) -> PromptAnalysis:
             continue
         if code_like or ("." in r and not _NUM_RE.match(r)):
             entities.add(low)
-        elif i > 0 and r[:1].isupper() and raw[i - 1] not in (".", "!", "?", ":"):
+        elif not opens[i] and r[:1].isupper():
             entities.add(word_stem(low))
     stems: list[str] = []
     seq: list[str] = []  # stems and numbers, for the direction segments
@@ -142,21 +188,26 @@ def _analyse(text: str) -> PromptAnalysis:
     dates: set[str] = set()
     tech: set[str] = set()
     negations = 0
+    negated_at: list[int] = []  # where in ``stems`` each counted negation stood
     qwords = set()
     pending: list[tuple[str, int]] = []
     symmetric = False
     n = len(tokens)
     for i, t in enumerate(tokens):
-        if t in NEGATIONS:
+        if t in NEGATIONS or (
+            t[:1] == "w" and 5 <= len(t) <= 8 and t not in STOP and edit_close(t, "without")
+        ):  # "withut", "wihtout": a typo does not undo a negation
             if i + 1 < n and tokens[i + 1] in NEGATION_IDIOMS:
                 continue
             negations += 1
+            negated_at.append(len(stems))
             continue
         if t in QWORDS:
             qwords.add(t)
             continue
         if t in DIRECTION_CUES:
-            pending.append((t, len(seq)))
+            if not (t == "to" and i > 0 and (tokens[i - 1] in STOP or tokens[i - 1] in QWORDS)):
+                pending.append((t, len(seq)))  # "how to", "need to": no direction
             continue
         if t in SYMMETRIC_CUES:
             symmetric = True
@@ -170,6 +221,10 @@ def _analyse(text: str) -> PromptAnalysis:
         if t == "%":
             units.add("percent")
             continue
+        if t == "one" and (
+            (i > 0 and tokens[i - 1] in PRONOUN_ONE_AFTER) or i + 1 == n or tokens[i + 1] in STOP
+        ):
+            continue  # "quick one", "which one is": a pronoun
         num = _parse_number(t)
         if num is not None and (t[0].isdigit() or t not in ("second", "once", "single", "half")):
             numbers.append(num)
@@ -190,6 +245,8 @@ def _analyse(text: str) -> PromptAnalysis:
             continue
         if t in WEEKDAYS or (t in RELATIVE_TIME and t not in ("this", "next", "last")):
             dates.add(t)
+        if t in _SEASONS and i > 0 and tokens[i - 1] in _SEASON_CUES:
+            dates.add(_SEASONS[t])  # "in summer", not "Spring Boot" or "fall asleep"
         if t in UNITS and ((i > 0 and _parse_number(tokens[i - 1]) is not None) or len(t) > 2):
             units.add(_unit(t))
         if t in STOP:
@@ -217,6 +274,7 @@ def _analyse(text: str) -> PromptAnalysis:
         units=frozenset(units),
         dates=frozenset(dates),
         negations=negations,
+        negated=frozenset(w for k in negated_at for w in stems[k : k + 3]),
         qwords=frozenset(qwords),
         first=tokens[0] if tokens else "",
         entities=frozenset(entities),
@@ -232,12 +290,17 @@ def _analyse(text: str) -> PromptAnalysis:
     )
 
 
+def _compound(m: re.Match[str]) -> str:
+    verb = m.group(1).lower()
+    return ("take" if verb == "tak" else verb) + m.group(2).lower()
+
+
 def _participle(t: str) -> bool:
     return (len(t) > 4 and t.endswith("ed")) or t in IRREGULAR_PARTICIPLES
 
 
 def _unit(t: str) -> str:
-    return stem(t) if len(t) > 3 else t
+    return UNIT_ALIASES.get(t) or (stem(t) if len(t) > 3 else t)
 
 
 class AnalysisMemo:

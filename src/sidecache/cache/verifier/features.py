@@ -16,8 +16,8 @@ from difflib import SequenceMatcher
 import numpy as np
 
 from sidecache.cache.verifier.analysis import PromptAnalysis
-from sidecache.cache.verifier.lexicon import DEICTIC, FILLER, PERSONS, STOP
-from sidecache.cache.verifier.rules import VETOES, contradictions, edit_close, unmatched
+from sidecache.cache.verifier.lexicon import DEICTIC, FILLER, PERSONS, STOP, edit_close
+from sidecache.cache.verifier.rules import VETOES, contradictions, unmatched
 
 FEATURE_NAMES = (
     "cosine",

@@ -37,11 +37,15 @@ QWORDS = ("what", "how", "why", "when", "where", "who", "which", "whose", "whom"
 
 NEGATIONS = frozenset(
     """
-    not no never none nobody nothing neither nor without cannot cant dont doesnt isnt arent
-    wasnt werent shouldnt wouldnt couldnt didnt hasnt havent hadnt wont mustnt neednt aint
-    avoid unable impossible lack lacks lacking except exclude excluding absence absent non
+    not no never none nobody nothing nowhere neither nor without cannot cant dont doesnt isnt
+    arent wasnt werent shouldnt wouldnt couldnt didnt hasnt havent hadnt wont mustnt neednt aint
+    avoid avoids avoided avoiding refuse refuses refused refusing unable impossible lack lacks
+    lacking lacked except exclude excluding absence absent non prevent prevents prevented
+    preventing forbid forbids forbidden prohibit prohibits prohibited banned disallow disallowed
     """.split()
 )
+"""Words that flip what a prompt asks. Phrases that do the same ("fail to", "stay away from",
+"sugar-free", "w/o") are rewritten into these by :mod:`.analysis` first."""
 
 _ANTONYMS_RAW = """
 enable disable; enabled disabled; install uninstall; installed uninstalled; encrypt decrypt;
@@ -92,6 +96,80 @@ formal informal; formal casual; polite rude; active inactive; activate deactivat
 """
 
 
+_ANTONYM_POLES = """
+enable activate turnon switchon allow permit / disable deactivate turnoff switchoff;
+allow allowed permit permitted let / forbid forbidden prohibit prohibited ban banned block
+blocked deny denied disallow disallowed;
+legal lawful / illegal unlawful forbidden banned;
+include includes included including add keep / exclude excludes excluded excluding omit leaveout
+remove drop skip;
+increase raise boost grow turnup enlarge bigger larger / decrease reduce lower cut shrink
+turndown smaller;
+more higher bigger larger greater / less fewer lower smaller lesser;
+big large huge / small little tiny;
+easy easier simple simpler / hard harder difficult tricky;
+strong stronger / weak weaker mild milder;
+fast faster quick quicker quickly rapid / slow slower slowly;
+cheap cheaper inexpensive affordable / expensive pricier costly dear;
+safe safer harmless healthy healthier / unsafe dangerous harmful toxic poisonous risky unhealthy;
+good better best great decent / bad worse worst poor terrible;
+pro pros advantage advantages benefit benefits upside upsides plus / con cons disadvantage
+disadvantages drawback drawbacks downside downsides risk risks minus;
+before prior earlier / after later;
+accept accepting agree approve / decline declining turndown reject refuse;
+show showing display unhide reveal / hide hiding conceal;
+upload send / download receive;
+encrypt encode lock / decrypt decode unlock;
+compress zip pack archive / decompress unzip unpack extract;
+connect pair attach / disconnect unpair detach;
+subscribe join follow / unsubscribe leave unfollow;
+start begin launch / stop end finish quit;
+open / close closed shut block;
+thicken thick / thin;
+exist exists present / missing;
+win won beat / lose lost;
+buy bought purchase / sell sold;
+rent / buy own;
+gain / lose shed;
+add create / delete remove;
+hang mount / takedown unmount;
+melt thaw / freeze;
+float / sink;
+warm warmer heat hot / cool cooler cold chill;
+rise rises / fall sink;
+happy / sad;
+formal / informal casual;
+active / passive;
+ascending / descending;
+uppercase / lowercase;
+north / south;
+east / west;
+indoors indoor inside / outdoors outdoor outside;
+sun sunny / shade shady;
+rational / irrational;
+normal / abnormal unusual;
+positive / negative;
+longer / shorter;
+"""
+"""Poles of an opposition, each a set of synonyms: every word of one pole opposes every word of
+the other, so a reworded flip ("turn on" against "disable") is caught like a plain one."""
+
+NEGATING_PREFIXES = ("un", "non", "dis", "in", "im", "il", "ir")
+"""A word that is another word with one of these in front is its opposite (unblock/block,
+irrational/rational), within the limits below."""
+PREFIX_NOT_OPPOSITE = frozenset(
+    """discount discover dismiss disease display dispose dispatch discuss dissolve discard discord
+    disclose dissent distill dispense disperse discharge unit unite united union universe unless
+    until
+    """.split()
+)
+"""Words that only look prefixed ("disease" is not the opposite of "ease")."""
+ADJECTIVE_ENDINGS = ("ible", "able", "ive", "ent", "ant", "ect", "al", "ete", "ure", "ite",
+                     "ble", "ar", "ate", "id", "ed", "ful")  # fmt: skip
+"""After in-/im-/il-/ir- the opposite is only taken for adjectives (invalid/valid, never
+install/stall or import/port)."""
+
+
 def _antonym_map(raw: str) -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     for chunk in raw.replace("\n", " ").split(";"):
@@ -101,6 +179,20 @@ def _antonym_map(raw: str) -> dict[str, frozenset[str]]:
         a, b = words
         for x, y in ((a, b), (b, a)):
             out.setdefault(stem(x), set()).add(stem(y))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _pole_map(raw: str, into: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    out = {k: set(v) for k, v in into.items()}
+    for chunk in raw.replace("\n", " ").split(";"):
+        if "/" not in chunk:
+            continue
+        left, right = (side.split() for side in chunk.split("/", 1))
+        for a in left:
+            for b in right:
+                if stem(a) != stem(b):
+                    out.setdefault(stem(a), set()).add(stem(b))
+                    out.setdefault(stem(b), set()).add(stem(a))
     return {k: frozenset(v) for k, v in out.items()}
 
 
@@ -186,8 +278,12 @@ TECH = frozenset(
 """Languages, frameworks, tools and products: one replaced by another asks a different question."""
 
 
-NEGATION_IDIOMS = frozenset({"only", "forget", "hesitate", "fail", "worry", "mind"})
-"""Words after which a negation is an idiom, not a polarity: "not only", "don't forget"."""
+NEGATION_IDIOMS = frozenset(
+    """only just forget hesitate fail worry mind understand know sure idea matter mention
+    """.split()
+)
+"""Words after which a negation is an idiom or a frame, not a polarity: "not only", "don't
+forget", "I don't understand why ...", "not sure how to ...", "no idea how ..."."""
 TECH_ALIASES = {
     "js": "javascript", "ts": "typescript", "k8s": "kubernetes", "postgres": "postgresql",
     "golang": "go", "py": "python", "python3": "python", "nodejs": "node", "node.js": "node",
@@ -228,6 +324,27 @@ def word_stem(t: str) -> str:
     return t if t in TECH or not t.isalpha() else stem(t)
 
 
+def edit_close(a: str, b: str) -> bool:
+    """True for a likely typo or abbreviation of the same word (pyhton/python, dict/dictionary)."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if min(la, lb) >= 3 and (a.startswith(b) or b.startswith(a)):
+        return True
+    if abs(la - lb) > 2 or min(la, lb) < 4:
+        return False
+    if sorted(a) == sorted(b):
+        return True  # transposition
+    # one edit away
+    if la == lb:
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    s, t = (a, b) if la < lb else (b, a)
+    i = 0
+    while i < len(s) and s[i] == t[i]:
+        i += 1
+    return s[i:] == t[i + 1 :] or s[i:] == t[i + 2 :]
+
+
 BE = frozenset({"is", "are", "was", "were", "be", "been", "being", "get", "gets", "got"})
 IRREGULAR_PARTICIPLES = frozenset(
     """made done used set put held sold built sent paid given taken known shown written said
@@ -259,5 +376,37 @@ PERSONS = (
 )
 """First, second and first-plural person: "my code" and "your code" may want other answers."""
 
-ANTONYMS = _antonym_map(_ANTONYMS_RAW)
+ANTONYMS = _pole_map(_ANTONYM_POLES, _antonym_map(_ANTONYMS_RAW))
 """Stem -> the stems of its opposites, both ways round."""
+
+UNIT_ALIASES = {
+    "min": "minute", "mins": "minute", "minute": "minute", "minutes": "minute",
+    "sec": "second", "secs": "second", "s": "second", "second": "second", "seconds": "second",
+    "h": "hour", "hr": "hour", "hrs": "hour", "hour": "hour", "hours": "hour",
+    "ms": "millisecond", "millisecond": "millisecond", "milliseconds": "millisecond",
+    "kg": "kg", "kilogram": "kg", "kilograms": "kg", "kilo": "kg", "kilos": "kg",
+    "g": "gram", "gram": "gram", "grams": "gram", "mg": "mg", "lb": "pound", "lbs": "pound",
+    "pound": "pound", "pounds": "pound", "km": "km", "kilometer": "km", "kilometers": "km",
+    "kilometre": "km", "kilometres": "km", "m": "meter", "meter": "meter", "meters": "meter",
+    "metre": "meter", "metres": "meter", "mi": "mile", "mile": "mile", "miles": "mile",
+    "ft": "foot", "foot": "foot", "feet": "foot", "in": "inch", "inch": "inch",
+    "inches": "inch", "l": "liter", "liter": "liter", "liters": "liter", "litre": "liter",
+    "litres": "liter", "ml": "ml", "tbsp": "tablespoon", "tablespoon": "tablespoon",
+    "tablespoons": "tablespoon", "tsp": "teaspoon", "teaspoon": "teaspoon",
+    "teaspoons": "teaspoon", "oz": "ounce", "ounce": "ounce", "ounces": "ounce",
+    "percent": "percent", "pct": "percent", "percentage": "percent",
+    "usd": "usd", "dollar": "usd", "dollars": "usd", "eur": "eur", "euro": "eur",
+    "euros": "eur", "gbp": "gbp", "yen": "jpy", "jpy": "jpy", "rupee": "inr", "rupees": "inr",
+    "gb": "gb", "gigabyte": "gb", "gigabytes": "gb", "mb": "mb", "megabyte": "mb",
+    "megabytes": "mb", "tb": "tb", "terabyte": "tb", "terabytes": "tb",
+    "c": "celsius", "celsius": "celsius", "f": "fahrenheit", "fahrenheit": "fahrenheit",
+    "yr": "year", "yrs": "year", "year": "year", "years": "year", "wk": "week", "wks": "week",
+    "week": "week", "weeks": "week", "day": "day", "days": "day",
+}  # fmt: skip
+"""One spelling per unit, so "18 mins" and "18 minutes" are the same quantity."""
+
+PRONOUN_ONE_AFTER = frozenset(
+    """quick this that the which each every any no some another other a an only right wrong new
+    old better best good last next first little big same favourite favorite main other's""".split()
+)
+"""After these, "one" is a pronoun ("quick one", "which one"), not the number 1."""

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sidecache.cache.verifier.analysis import PromptAnalysis
-from sidecache.cache.verifier.lexicon import ANTONYMS
+from sidecache.cache.verifier.lexicon import (
+    ADJECTIVE_ENDINGS,
+    ANTONYMS,
+    NEGATING_PREFIXES,
+    PREFIX_NOT_OPPOSITE,
+    edit_close,
+    stem,
+)
 
 VETOES = (
     "number",
@@ -26,28 +33,8 @@ VETOES = (
 """The contradiction checks, in the order :func:`contradictions` reports them."""
 
 
-def edit_close(a: str, b: str) -> bool:
-    """True for a likely typo or abbreviation of the same word (pyhton/python, dict/dictionary)."""
-    if a == b:
-        return True
-    la, lb = len(a), len(b)
-    if min(la, lb) >= 3 and (a.startswith(b) or b.startswith(a)):
-        return True
-    if abs(la - lb) > 2 or min(la, lb) < 4:
-        return False
-    if sorted(a) == sorted(b):
-        return True  # transposition
-    # one edit away
-    if la == lb:
-        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
-    s, t = (a, b) if la < lb else (b, a)
-    i = 0
-    while i < len(s) and s[i] == t[i]:
-        i += 1
-    return s[i:] == t[i + 1 :] or s[i:] == t[i + 2 :]
-
-
 def unmatched(xs: Iterable[str], ys: frozenset[str]) -> list[str]:
+    """The words of ``xs`` with no counterpart in ``ys``, by spelling or by a near miss."""
     return [x for x in xs if x not in ys and not any(edit_close(x, y) for y in ys)]
 
 
@@ -67,16 +54,16 @@ def contradictions(qa: PromptAnalysis, ca: PromptAnalysis) -> list[str]:
     da, db = qa.dates - ca.dates, ca.dates - qa.dates
     if da and db:
         found.append("date")
-    if (qa.negations % 2) != (ca.negations % 2):
+    negation = (qa.negations % 2) != (ca.negations % 2) and not _same_negation(qa, ca)
+    b_only = ca.polar - qa.polar
+    opposed = [(w, x) for w in qa.polar - ca.polar for x in b_only if _opposed(w, x)]
+    if opposed and all((w in qa.negated) != (x in ca.negated) for w, x in opposed):
+        negation = False  # "not safe" / "unsafe", "don't include" / "exclude": the same ask
+        opposed = []
+    if negation:
         found.append("negation")
-    a_only = qa.polar - ca.polar
-    if a_only:
-        b_only = ca.polar - qa.polar
-        for w in a_only:
-            opp = ANTONYMS.get(w)
-            if opp and opp & b_only:
-                found.append("antonym")
-                break
+    if opposed:
+        found.append("antonym")
     if _direction_swapped(qa, ca):
         found.append("direction")
     ta, tb = qa.tech - ca.tech, ca.tech - qa.tech
@@ -92,6 +79,35 @@ def contradictions(qa: PromptAnalysis, ca: PromptAnalysis) -> list[str]:
 _ARTICLES = frozenset({"the", "a", "an"})
 
 
+def _same_negation(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
+    """Both sides negate the same words, and neither negates a word the other asserts: then a
+    different count of negations is wording ("non-hashable" said twice), not a flip ("is it
+    *not normal* ... not to talk" against "is it normal ... not to talk")."""
+    if not (qa.negated & ca.negated):
+        return False
+    return not ((qa.negated - ca.negated) & ca.content or (ca.negated - qa.negated) & qa.content)
+
+
+def _opposed(w: str, x: str) -> bool:
+    """``w`` is the opposite of ``x``: listed (enable/disable, turn on/switch off) or by a
+    negating prefix (unblock/block, irrational/rational)."""
+    opp = ANTONYMS.get(w)
+    return bool(opp and x in opp) or _prefixed(w, x) or _prefixed(x, w)
+
+
+_NOT_OPPOSITE = frozenset(stem(w) for w in PREFIX_NOT_OPPOSITE)
+_ADJECTIVE_ENDINGS = tuple({*ADJECTIVE_ENDINGS, *(stem("x" + e)[1:] for e in ADJECTIVE_ENDINGS)})
+
+
+def _prefixed(neg: str, base: str) -> bool:
+    if len(base) < 4 or not neg.endswith(base) or neg in _NOT_OPPOSITE:
+        return False
+    prefix = neg[: -len(base)]
+    if prefix not in NEGATING_PREFIXES:
+        return False
+    return prefix in ("un", "non", "dis") or base.endswith(_ADJECTIVE_ENDINGS)
+
+
 def _direction_swapped(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
     """Something before a direction word on one side sits after it on the other, and back.
 
@@ -100,18 +116,22 @@ def _direction_swapped(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
     word, the two ends of a verb swapped: "the landlord pays the tenant" / "the tenant pays the
     landlord" (same words, no "and"/"vs" that would make the order free).
     """
-    # the k-th occurrence of a cue against the k-th on the other side, when both have as many
-    by_cue_a: dict[str, list[tuple[frozenset[str], frozenset[str]]]] = {}
-    by_cue_b: dict[str, list[tuple[frozenset[str], frozenset[str]]]] = {}
-    for cue, before, after in qa.cues:
-        by_cue_a.setdefault(cue, []).append((before, after))
-    for cue, before, after in ca.cues:
-        by_cue_b.setdefault(cue, []).append((before, after))
-    for cue, occ_a in by_cue_a.items():
-        occ_b = by_cue_b.get(cue, [])
-        if len(occ_a) != len(occ_b):
+    if "far" in qa.tokens and "far" in ca.tokens:
+        return False  # "how far is A from B" asks the same both ways
+    # the k-th occurrence of a cue against the k-th on the other side; in short prompts, any
+    # against any (a reworded prompt adds or drops a "to"), which in long texts finds chance
+    # crossings
+    short = len(qa.stems) <= 16 and len(ca.stems) <= 16
+    for cue in {c for c, _, _ in qa.cues}:
+        occ_a = [(b, a) for c, b, a in qa.cues if c == cue]
+        occ_b = [(b, a) for c, b, a in ca.cues if c == cue]
+        if short:
+            candidates = [(x, y) for x in occ_a for y in occ_b]
+        elif len(occ_a) == len(occ_b):
+            candidates = list(zip(occ_a, occ_b, strict=True))
+        else:
             continue
-        for (before_a, after_a), (before_b, after_b) in zip(occ_a, occ_b, strict=True):
+        for (before_a, after_a), (before_b, after_b) in candidates:
             if ((before_a & after_b) - before_b) and ((after_a & before_b) - before_a):
                 return True
     if qa.symmetric or ca.symmetric or qa.content != ca.content or qa.stems == ca.stems:
