@@ -67,7 +67,7 @@ class QualityCollector(Collector):
         rate = GaugeMetricFamily(
             "sidecache_false_hit_rate",
             "Estimated false-hit rate among semantic hits at the effective threshold, with its"
-            " lower and upper bounds (one-sided 90% each).",
+            " lower and upper bounds (its 10% and 90% posterior quantiles).",
             labels=["model", "bound"],
         )
         for alias, m in models.items():

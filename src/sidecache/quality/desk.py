@@ -211,7 +211,8 @@ class QualityDesk:
             counts = self.audits.alias(state.alias)
             counts.near_misses += 1
             counts.near_misses_wrong += int(not agreement.agree)
-            self._observe(state, hit.similarity, not agreement.agree, "near-miss")
+            wrong = not agreement.agree
+            self._observe(state, hit.similarity, wrong, "near-miss", ex.ctx.request_id)
 
         self.lane.submit("compare", state.alias, work)
 
@@ -258,7 +259,7 @@ class QualityDesk:
                 return
             agreement = await self.comparer.compare(served, answer.text, policy.audit_agree)
             counts.audited += 1
-            self._observe(state, hit.similarity, not agreement.agree, "audit")
+            self._observe(state, hit.similarity, not agreement.agree, "audit", ctx.request_id)
             if agreement.agree:
                 return
             counts.disagreed += 1
@@ -318,11 +319,14 @@ class QualityDesk:
             if self.journal is not None:
                 self._write(self.journal.spend, day, kind, alias, answer.cost_usd)
 
-    def _observe(self, state: AliasThreshold, similarity: float, wrong: bool, source: str) -> None:
+    def _observe(
+        self, state: AliasThreshold, similarity: float, wrong: bool, source: str, request_id: str
+    ) -> None:
         state.observe(similarity, wrong, source)
         if self.journal is not None:
             t = state.observations[-1][0]
-            self._write(self.journal.observe, state.alias, t, similarity, wrong, source)
+            args = (state.alias, t, similarity, wrong, source, request_id)
+            self._write(self.journal.observe, *args)
         self._refresh(state)
 
     def _refresh(self, state: AliasThreshold) -> None:

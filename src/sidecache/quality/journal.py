@@ -30,7 +30,7 @@ KEEP_OBSERVATIONS = 5000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS observations (
     alias TEXT NOT NULL, t REAL NOT NULL, similarity REAL NOT NULL, wrong INTEGER NOT NULL,
-    source TEXT NOT NULL
+    source TEXT NOT NULL, request_id TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS observations_alias ON observations (alias, t);
 CREATE TABLE IF NOT EXISTS thresholds (
@@ -97,10 +97,12 @@ class Journal:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def observe(self, alias: str, t: float, similarity: float, wrong: bool, source: str) -> None:
+    def observe(
+        self, alias: str, t: float, similarity: float, wrong: bool, source: str, request_id: str
+    ) -> None:
         self._write(
-            "INSERT INTO observations VALUES (?, ?, ?, ?, ?)",
-            (alias, t, similarity, int(wrong), source),
+            "INSERT INTO observations VALUES (?, ?, ?, ?, ?, ?)",
+            (alias, t, similarity, int(wrong), source, request_id),
         )
 
     def threshold(self, alias: str, change: dict[str, Any]) -> None:

@@ -81,7 +81,7 @@ class AliasThreshold:
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self.changes = 0
         """Changes since start (``history`` also holds earlier ones, from the journal)."""
-        self.estimate = Estimate(policy.configured, 0, 0, None, None, None, False)
+        self.estimate = Estimate(policy.configured, 0, 0, None, None, None, 0.0, False)
 
     def observe(self, similarity: float, wrong: bool, source: str, t: float | None = None) -> None:
         self.observations.append((time.time() if t is None else t, similarity, wrong, source))
@@ -106,15 +106,16 @@ class AliasThreshold:
         self.estimate = est
         if abs(est.threshold - self.effective) < estimator.STEP / 2:
             return None
-        if est.n == 0:
-            reason = "no observations at or above it: the configured threshold"
-        elif est.certified:
-            reason = (
-                f"the {estimator.CONFIDENCE:.0%} upper bound on the false-hit rate is at or"
-                f" below the target {p.target:g}"
-            )
+        chance = f"{est.confidence:.0%} likely at or below the target {p.target:g}"
+        if est.certified:
+            reason = f"the lowest threshold whose false-hit rate is {chance}"
+        elif est.threshold == p.configured and est.n == 0:
+            reason = "no observation says more than the configured threshold"
         else:
-            reason = "no threshold meets the target yet: where the upper bound is lowest"
+            reason = (
+                f"no threshold is {estimator.CONFIDENCE:.0%} likely to meet the target yet;"
+                f" this one is the likeliest ({chance})"
+            )
         change = {
             "t": time.time(),
             "threshold": est.threshold,
@@ -153,7 +154,8 @@ class AliasThreshold:
             "false_hit_rate": _rounded(est.rate),
             "false_hit_rate_lower": _rounded(est.lower),
             "false_hit_rate_upper": _rounded(est.upper),
-            "confidence": estimator.CONFIDENCE,
+            "target_met_probability": round(est.confidence, 4),
+            "required_probability": estimator.CONFIDENCE,
             "certified": est.certified,
             "observations": len(self.observations),
             "observations_at_threshold": est.n,
