@@ -246,6 +246,7 @@ def test_a_wrong_hit_is_kept_for_review_and_moves_the_threshold_which_survives_a
     assert hit.headers["x-sidecache"] == "hit-semantic"
     similarity = float(hit.headers["x-sidecache-similarity"])
     assert wait_for(lambda: quality(gw)["models"]["loose"]["audit_disagreements"] == 1)
+    assert wait_for(lambda: quality(gw)["models"]["loose"]["effective_threshold"] > 0.5)
 
     with gw.http(key.raw) as http:  # only the admin reads prompts and answers
         assert http.get("/admin/cache/audits").status_code == 401

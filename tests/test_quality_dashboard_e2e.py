@@ -79,7 +79,8 @@ def test_the_dashboard_shows_answer_quality_and_shadow_traffic(
     def settled() -> bool:
         q = gateway_stats(gw, ADMIN)["quality"]
         m = q["models"]["watched"]
-        return m["hits_audited"] == 2 and q["shadow"]["watched"]["mirrored"] == 2
+        moved = m["effective_threshold"] > 0.5
+        return moved and m["hits_audited"] == 2 and q["shadow"]["watched"]["mirrored"] == 2
 
     assert wait_for(settled, timeout=15)
     expected = gateway_stats(gw, ADMIN)["quality"]

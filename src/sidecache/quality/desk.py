@@ -70,6 +70,9 @@ class QualityDesk:
         self.hoods = Neighbourhoods()
         self.shadow = ShadowBook()
         self.audits = AuditBook()
+        self._refreshing: dict[str, bool] = {}
+        """Aliases whose threshold is being re-estimated -> whether new data came meanwhile."""
+        self._tasks: set[asyncio.Task[None]] = set()
         self.verdicts: Counter[tuple[str, str, str]] = Counter()
         """(alias, tenant, verdict) -> feedback count."""
         self.thresholds = {
@@ -111,12 +114,17 @@ class QualityDesk:
         self.comparer.encode = embedder.encode if embedder is not None else None
 
     async def wait(self) -> None:
-        """Until the side calls started so far and their journal writes are done."""
+        """Until the side calls started so far, their re-estimates and journal writes are done."""
         await self.lane.wait()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self._blocking(lambda: None)
 
     async def aclose(self) -> None:
         await self.lane.aclose()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self.journal is not None:
             await self._blocking(self.journal.close)
         self._exec.shutdown(wait=True)
@@ -129,10 +137,6 @@ class QualityDesk:
         future.add_done_callback(_log_failure)
 
     # -- the request path --------------------------------------------------------------------
-
-    def serving_threshold(self, alias: str, configured: float) -> float:
-        state = self.thresholds.get(alias)
-        return state.effective if state is not None else configured
 
     async def lookup(
         self,
@@ -330,9 +334,31 @@ class QualityDesk:
         self._refresh(state)
 
     def _refresh(self, state: AliasThreshold) -> None:
-        change = state.refresh()
-        if change is not None and self.journal is not None:
-            self._write(self.journal.threshold, state.alias, change)
+        """Re-estimate the alias's threshold on the side thread (a few milliseconds of numpy
+        that the event loop must not pay); observations that arrive meanwhile are taken by one
+        more pass, never by a pass per observation."""
+        if state.alias in self._refreshing:
+            self._refreshing[state.alias] = True  # stale: run again when this pass ends
+            return
+        self._refreshing[state.alias] = False
+        task = asyncio.get_running_loop().create_task(self._refresh_now(state))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refresh_now(self, state: AliasThreshold) -> None:
+        try:
+            while True:
+                self._refreshing[state.alias] = False
+                estimate = await self._blocking(state.estimate_from, state.inputs())
+                change = state.apply(estimate)
+                if change is not None and self.journal is not None:
+                    self._write(self.journal.threshold, state.alias, change)
+                if not self._refreshing[state.alias]:
+                    break
+        except Exception:
+            log.exception("re-estimating the threshold of %s failed", state.alias)
+        finally:
+            del self._refreshing[state.alias]
 
     # -- feedback ----------------------------------------------------------------------------
 
@@ -367,7 +393,7 @@ class QualityDesk:
                     self._refresh(state)
         self.verdicts[(hit.alias, hit.tenant, verdict)] += 1
         record = {
-            "t": hit.t,
+            "t": time.time(),
             "alias": hit.alias,
             "tenant": hit.tenant,
             "key_id": hit.key_id or "",

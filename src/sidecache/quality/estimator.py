@@ -124,10 +124,18 @@ def _grid(floor: float) -> np.ndarray:
 
 def _known_bad(t: float, served: np.ndarray | None, bad: np.ndarray | None) -> float:
     """Share of served hits at or above ``t`` that feedback called bad (a lower bound)."""
-    if served is None or bad is None or served.size == 0:
-        return 0.0
-    n = int((served >= t - 1e-9).sum())
-    return int((bad >= t - 1e-9).sum()) / n if n else 0.0
+    return float(_known_bad_at(np.array([t]), served, bad)[0])
+
+
+def _known_bad_at(
+    grid: np.ndarray, served: np.ndarray | None, bad: np.ndarray | None
+) -> np.ndarray:
+    """``_known_bad`` for every threshold of ``grid`` at once (two sorts, two searches)."""
+    if served is None or bad is None or served.size == 0 or bad.size == 0:
+        return np.zeros(len(grid))
+    n = served.size - np.searchsorted(np.sort(served), grid - 1e-9, side="left")
+    k = bad.size - np.searchsorted(np.sort(bad), grid - 1e-9, side="left")
+    return np.where(n > 0, k / np.maximum(n, 1), 0.0)
 
 
 def _probability(target: float, k: int, n: int, known: float) -> float:
@@ -180,14 +188,14 @@ def choose(
     grid = _grid(floor)
     # observations at or above each t: s sorted descending, so a count is a search away
     counts = np.searchsorted(-s_sorted, -grid + 1e-9, side="right")
-    probs = np.array(
-        [
-            _probability(
-                target, int(cum_wrong[n - 1]) if n else 0, int(n), _known_bad(t, served, bad)
-            )
-            for t, n in zip(grid, counts, strict=True)
-        ]
-    )
+    known = _known_bad_at(grid, served, bad)
+    memo: dict[tuple[int, int, float], float] = {}  # neighbouring thresholds share counts
+    probs = np.empty(len(grid))
+    for i, (n, kb) in enumerate(zip(counts, known, strict=True)):
+        key = (int(cum_wrong[n - 1]) if n else 0, int(n), float(kb))
+        if key not in memo:
+            memo[key] = _probability(target, *key)
+        probs[i] = memo[key]
     ok = np.flatnonzero(probs >= confidence)
     likeliest = max(configured, float(grid[int(np.argmax(probs))]))
     chosen = float(grid[ok[0]]) if ok.size else likeliest

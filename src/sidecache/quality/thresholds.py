@@ -64,6 +64,16 @@ def policy_of(cfg: Config, spec: ModelAlias | None) -> AliasPolicy:
     )
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """The estimator's data at one moment: observations, served hits, bad verdicts."""
+
+    similarity: list[float]
+    wrong: list[bool]
+    served: list[float]
+    bad: list[float]
+
+
 def _rounded(x: float | None) -> float | None:
     return None if x is None else round(x, 5)
 
@@ -76,7 +86,7 @@ class AliasThreshold:
         self.policy = policy
         self.observations: deque[tuple[float, float, bool, str]] = deque(maxlen=5000)
         self.served: deque[float] = deque(maxlen=SERVED_KEPT)
-        self.bad: list[float] = []
+        self.bad: deque[float] = deque(maxlen=SERVED_KEPT)
         self.effective = policy.configured
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self.changes = 0
@@ -86,24 +96,40 @@ class AliasThreshold:
     def observe(self, similarity: float, wrong: bool, source: str, t: float | None = None) -> None:
         self.observations.append((time.time() if t is None else t, similarity, wrong, source))
 
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        s = np.fromiter((o[1] for o in self.observations), dtype=np.float64)
-        y = np.fromiter((o[2] for o in self.observations), dtype=np.int64)
-        return s, y
+    def inputs(self) -> Inputs:
+        """A copy of what the estimate needs, taken on the event loop (cheap), so that the
+        estimate itself can run on another thread."""
+        return Inputs(
+            [o[1] for o in self.observations],
+            [o[2] for o in self.observations],
+            list(self.served),
+            list(self.bad),
+        )
 
-    def refresh(self) -> dict[str, Any] | None:
-        """Re-estimate; returns the change (also kept in ``history``) if the threshold moved."""
-        s, y = self._arrays()
-        served = np.fromiter(self.served, dtype=np.float64)
-        bad = np.fromiter(self.bad, dtype=np.float64)
+    def estimate_from(self, inputs: Inputs) -> Estimate:
+        """The estimate (and, with a target, the threshold chosen): pure, any thread."""
+        s = np.asarray(inputs.similarity, dtype=np.float64)
+        y = np.asarray(inputs.wrong, dtype=np.int64)
+        served = np.asarray(inputs.served, dtype=np.float64)
+        bad = np.asarray(inputs.bad, dtype=np.float64)
         p = self.policy
         if p.target is None:  # fixed threshold: the estimate is only shown
-            self.estimate = estimator.at(s, y, p.configured, served, bad)
-            return None
-        est = estimator.choose(
+            return estimator.at(s, y, p.configured, served, bad)
+        return estimator.choose(
             s, y, target=p.target, floor=p.floor, configured=p.configured, served=served, bad=bad
         )
+
+    def refresh(self) -> dict[str, Any] | None:
+        """Re-estimate here and now (at start; the desk does it off the event loop)."""
+        return self.apply(self.estimate_from(self.inputs()))
+
+    def apply(self, est: Estimate) -> dict[str, Any] | None:
+        """Take a new estimate; returns the change (also kept in ``history``) if the threshold
+        moved."""
         self.estimate = est
+        p = self.policy
+        if p.target is None:
+            return None
         if abs(est.threshold - self.effective) < estimator.STEP / 2:
             return None
         chance = f"{est.confidence:.0%} likely at or below the target {p.target:g}"
