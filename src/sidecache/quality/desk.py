@@ -285,7 +285,8 @@ class QualityDesk:
             if self.journal is not None:
                 await self._blocking(self.journal.audit, record)
 
-        self.lane.submit("audit", alias, work)
+        if not self.lane.submit("audit", alias, work):
+            self.audits.release(alias, estimate)
 
     def _mirror(self, alias: str, shadow: Shadow, body: dict[str, Any], ex: Exchange) -> None:
         book = self.shadow.alias(alias, shadow.target, shadow.rate)
