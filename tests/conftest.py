@@ -3,7 +3,8 @@
 Fixtures
     ``upstreams``            session: three OpenAI-kind upstreams "u1", "u2", "u3" (UpstreamSet)
     ``anthropic_upstream``   session: one Anthropic-kind upstream "a1"
-    ``upstream_factory``     function: ``start(name, kind="openai") -> Upstream``, stopped after
+    ``upstream_factory``     function: ``start(name, kind="openai", port=None, answers=None)``
+                             -> Upstream (``answers``: a labelled-answers file), stopped after
     ``gateway_factory``      function: ``make(config_text | Path, env=None) -> Gateway``, stopped
     ``basic_config``, ``write_config``   the helper functions, as fixtures
 Session upstreams are reset (and restarted if a test killed them) before every test that uses
@@ -81,8 +82,10 @@ def upstream_factory() -> Iterator[Callable[..., Upstream]]:
     """``start(name, kind="openai") -> Upstream``; everything started is stopped after the test."""
     started: list[Upstream] = []
 
-    def start(name: str, kind: str = "openai", port: int | None = None) -> Upstream:
-        up = Upstream(name, kind, port)
+    def start(
+        name: str, kind: str = "openai", port: int | None = None, answers: Path | None = None
+    ) -> Upstream:
+        up = Upstream(name, kind, port, answers)
         started.append(up)
         return up.start()
 

@@ -23,6 +23,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "routing": ("api", "pipeline", "app", "cli", "cache", "governance"),
     "governance": ("api", "pipeline", "app", "cli", "cache", "routing", "providers"),
     "observability": ("api", "pipeline", "app", "cli", "cache", "routing", "providers"),
+    "quality": ("api", "pipeline", "app", "cli"),
     "pipeline": ("api", "app", "cli"),
     "embeddings": ("api", "app", "cli"),
     "api": ("app", "cli"),

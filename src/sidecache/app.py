@@ -35,6 +35,7 @@ from sidecache.api import (
     messages,
     models,
     observe,
+    quality,
     responses,
 )
 from sidecache.api.concurrency import ConcurrencyLimit
@@ -44,8 +45,10 @@ from sidecache.embeddings import EmbeddingsPath
 from sidecache.errors import GatewayError
 from sidecache.governance.gate import Gate
 from sidecache.governance.pii import Redactor
+from sidecache.observability.quality import QualityCollector
 from sidecache.observability.recorder import Recorder
 from sidecache.pipeline import Pipeline
+from sidecache.quality import QualityDesk
 from sidecache.routing.router import Router
 
 log = logging.getLogger("sidecache")
@@ -69,6 +72,7 @@ async def _start_cache(config: Config, data_dir: Path, state: Any, pipeline: Pip
     verify = None
     if config.cache.semantic and config.cache.verifier.enabled:
         verify = await asyncio.to_thread(_load_verifier, config)
+    state.quality.use_cache(cache)
     pipeline.use_cache(cache, verify)
 
 
@@ -127,8 +131,16 @@ def build_app(config: Config) -> Starlette:
         gate = state.gate = Gate(config, recorder, loopback=is_loopback(config.server.host))
         await gate.start()
         redactor = Redactor(config.pii.kinds or None) if config.pii.enabled else None
+        desk = state.quality = QualityDesk(config, router, gate.pricing, data_dir)
+        await desk.start()
+        recorder.metrics.registry.register(QualityCollector(desk.snapshot))
         pipeline = state.pipeline = Pipeline(
-            config, router, gate=gate, redactor=redactor, cache_expected=config.cache.enabled
+            config,
+            router,
+            gate=gate,
+            redactor=redactor,
+            cache_expected=config.cache.enabled,
+            quality=desk,
         )
         state.embeddings = EmbeddingsPath(config, router, gate, pipeline)
 
@@ -154,6 +166,7 @@ def build_app(config: Config) -> Starlette:
             warming.cancel()
             with contextlib.suppress(BaseException):
                 await warming
+            await desk.aclose()
             if state.cache is not None:
                 await state.cache.aclose()
             for p in upstreams.values():
@@ -178,6 +191,8 @@ def build_app(config: Config) -> Starlette:
         Route("/admin/cache/entries", admin.cache_entries, methods=["GET"]),
         Route("/admin/cache/entries/{entry_id}", admin.delete_entry, methods=["DELETE"]),
         Route("/admin/cache/flush", admin.flush, methods=["POST"]),
+        Route("/admin/cache/audits", quality.audits, methods=["GET"]),
+        Route("/v1/cache/feedback", quality.feedback, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

@@ -10,6 +10,7 @@ known, and the HTTP layer settles it exactly once, in the ``finally`` around the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,9 @@ class Exchange:
     usage_estimated: bool = False
     """``usage`` is the gateway's estimate (the upstream reported none)."""
     settled: bool = False
+    followups: list[Callable[[Exchange], None]] = field(default_factory=list)
+    """Work for after the client has its whole answer (side traffic: shadow calls, audits):
+    started once by ``Pipeline.after``, never on the client's time."""
 
     def fail(self, exc: GatewayError) -> None:
         """Mark the request as failed with ``exc``, keeping the provider that failed."""

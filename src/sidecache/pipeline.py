@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sidecache.cache.semantic import Hit, SemanticCache, Verify
     from sidecache.governance.gate import Gate
     from sidecache.governance.pii import Redactor
+    from sidecache.quality import QualityDesk
 
 log = logging.getLogger("sidecache")
 
@@ -65,6 +66,7 @@ class Pipeline:
         gate: Gate,
         redactor: Redactor | None = None,
         cache_expected: bool = False,
+        quality: QualityDesk | None = None,
     ) -> None:
         """``cache_expected``: a cache is loading and will arrive by ``use_cache``; requests
         wait up to ``CACHE_WAIT_SECONDS`` for it, then go on uncached."""
@@ -78,6 +80,8 @@ class Pipeline:
         self.flights = FlightGroup()
         self.gate = gate
         self.redactor = redactor
+        self.quality = quality
+        """Side traffic and hit quality (shadow calls, audits, adaptive thresholds)."""
         self.in_flight = 0
         """Requests opened and not yet settled (for graceful shutdown and tests)."""
 
@@ -106,6 +110,16 @@ class Pipeline:
         self.in_flight -= 1
         ex.latency_s = time.perf_counter() - ex.ctx.started
         self.gate.settle(ex)
+
+    def after(self, ex: Exchange) -> None:
+        """The response is over, whichever way it ended: start the request's follow-ups (side
+        traffic). Called once, after ``settle`` and the last byte."""
+        followups, ex.followups = ex.followups, []
+        for followup in followups:
+            try:
+                followup(ex)
+            except Exception:  # side traffic never fails a request or the server
+                log.exception("a follow-up of request %s failed", ex.ctx.request_id)
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -290,17 +304,27 @@ class Pipeline:
             if decision.read:
                 if not self.cfg.limits.serve_hits_over_budget:
                     self.gate.check_budget(ex)
-                hit = await self.cache.lookup(
-                    decision, threshold=self._threshold(ctx, route), verify=self._verifier(route)
-                )
+                hit = await self._lookup(ex, decision, route, body)
                 if hit is not None:
                     return self._serve_hit(ex, req, hit, fmt)
             if decision.read or decision.write:
                 ex.outcome = "miss"
         self.gate.reserve(ex, body, [t.upstream_model for t in route.targets])
+        if self.quality is not None:
+            self.quality.on_upstream(ex, route, body)
         if decision is not None and self.cache is not None:
             self.cache.prepare(decision)
         return await self._upstream(ex, body, req, route, decision, fmt)
+
+    async def _lookup(
+        self, ex: Exchange, decision: Decision, route: Route, body: dict[str, Any]
+    ) -> Hit | None:
+        assert self.cache is not None
+        threshold, verify = self._threshold(ex.ctx, route), self._verifier(route)
+        if self.quality is None:
+            return await self.cache.lookup(decision, threshold=threshold, verify=verify)
+        fixed = ex.ctx.threshold is not None
+        return await self.quality.lookup(ex, decision, route, body, threshold, verify, fixed=fixed)
 
     async def _upstream(
         self,

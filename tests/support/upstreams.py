@@ -33,9 +33,13 @@ from support.processes import (
 class Upstream:
     """One ``support.fake_upstream`` process; its control endpoints as methods."""
 
-    def __init__(self, name: str, kind: str = "openai", port: int | None = None) -> None:
+    def __init__(
+        self, name: str, kind: str = "openai", port: int | None = None, answers: Path | None = None
+    ) -> None:
+        """``answers``: a labelled-answers file (``support.fake_upstream.answers``)."""
         self.name = name
         self.kind = kind
+        self.answers = answers
         self.port = port or free_port()
         self._port_fixed = port is not None
         self.host = "127.0.0.1"
@@ -76,6 +80,7 @@ class Upstream:
             *("-m", "support.fake_upstream"),
             *("--port", str(self.port), "--host", self.host),
             *("--name", self.name, "--kind", self.kind),
+            *(("--answers", str(self.answers)) if self.answers is not None else ()),
         ]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(

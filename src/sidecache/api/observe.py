@@ -26,6 +26,8 @@ async def _refresh(request: Request) -> dict[str, Any]:
         cache_stats = state.cache.stats()  # from memory: cheap and safe on the event loop
         recorder.set_cache_size(cache_stats.get("entries", 0), cache_stats.get("bytes", 0))
         extra["cache"] = cache_stats
+    if state.quality is not None:
+        extra["quality"] = state.quality.snapshot()
     return extra
 
 

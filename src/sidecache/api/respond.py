@@ -185,6 +185,7 @@ class Endpoint:
                 with contextlib.suppress(BaseException):
                     await stream.aclose()  # type: ignore[attr-defined]
             pipeline.settle(ex)
+            pipeline.after(ex)  # the response is over: side traffic may start
 
 
 def endpoint(produce: Produce, render_error: RenderError = _openai_error) -> Endpoint:

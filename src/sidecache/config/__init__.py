@@ -14,6 +14,7 @@ from sidecache.config.loading import SERVER_ENV, from_dict, from_env, load, serv
 from sidecache.config.models import BreakerConfig, ModelAlias, RetryConfig, RoutingConfig, Target
 from sidecache.config.providers import ProviderConfig, Timeouts
 from sidecache.config.server import ObservabilityConfig, ServerConfig
+from sidecache.config.side_traffic import Shadow, SideTrafficConfig
 
 __all__ = [
     "SERVER_ENV",
@@ -34,6 +35,8 @@ __all__ = [
     "RoutingConfig",
     "Seconds",
     "ServerConfig",
+    "Shadow",
+    "SideTrafficConfig",
     "Target",
     "TenantBudget",
     "Timeouts",

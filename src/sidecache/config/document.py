@@ -8,6 +8,7 @@ from sidecache.config.governance import LimitsConfig, PIIConfig, Price
 from sidecache.config.models import ModelAlias, RoutingConfig
 from sidecache.config.providers import ProviderConfig
 from sidecache.config.server import ObservabilityConfig, ServerConfig
+from sidecache.config.side_traffic import SideTrafficConfig
 
 
 class Config(Base, frozen=True):
@@ -20,5 +21,6 @@ class Config(Base, frozen=True):
     limits: LimitsConfig = LimitsConfig()
     pii: PIIConfig = PIIConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    side_traffic: SideTrafficConfig = SideTrafficConfig()
     passthrough_models: bool = False
     """Route a model name that is no alias to the first provider unchanged (env mode)."""

@@ -47,17 +47,26 @@ def _interpolate(value: Any, path: str, env: dict[str, str]) -> Any:
 
 def _validate(cfg: Config) -> Config:
     for alias, model in cfg.models.items():
-        for t in model.targets:
-            provider, sep, upstream = t.target.partition("/")
+        targets = [("targets", t.target) for t in model.targets]
+        if model.shadow is not None:
+            targets.append(("shadow.target", model.shadow.target))
+        for field, target in targets:
+            provider, sep, upstream = target.partition("/")
             if not sep or not upstream:
                 raise ConfigError(
-                    f"config field models.{alias}.targets: {t.target!r} is not 'provider/model'"
+                    f"config field models.{alias}.{field}: {target!r} is not 'provider/model'"
                 )
             if provider not in cfg.providers:
                 raise ConfigError(
-                    f"config field models.{alias}.targets: provider {provider!r} is not defined"
+                    f"config field models.{alias}.{field}: provider {provider!r} is not defined"
                     f" under [providers]"
                 )
+        threshold = model.threshold if model.threshold is not None else cfg.cache.threshold
+        if model.min_threshold is not None and model.min_threshold > threshold:
+            raise ConfigError(
+                f"config field models.{alias}.min_threshold ({model.min_threshold:g}) is above"
+                f" the alias's threshold ({threshold:g})"
+            )
     for name, p in cfg.providers.items():
         if not p.base_url:
             raise ConfigError(f"config field providers.{name}.base_url is empty")

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from sidecache.config.base import Base, Positive, Seconds, Unit
+from sidecache.config.side_traffic import ErrorRate, Shadow
 
 
 class Target(Base, frozen=True):
@@ -24,6 +25,18 @@ class ModelAlias(Base, frozen=True):
     threshold: Unit | None = None
     verifier: bool | None = None
     cache: bool = True
+    # Side traffic (config/side_traffic.py): a shadow target, audits of hits, adaptive threshold.
+    shadow: Shadow | None = None
+    audit_rate: Unit = 0.0
+    """Share of semantic-hit lookups audited after the client's answer (0: none)."""
+    audit_budget_usd: Annotated[float, Meta(ge=0)] = 1.0
+    """Most the alias's audits may spend per UTC day (apart from every tenant's budget)."""
+    audit_agree: Unit = 0.85
+    """Cosine of two answers' embeddings at or above which an audit calls them the same."""
+    target_error_rate: ErrorRate | None = None
+    """Wrong-hit rate the effective threshold is moved to hold; None: the threshold is fixed."""
+    min_threshold: Unit | None = None
+    """Lowest threshold the alias may move to; None: its configured threshold."""
 
 
 class RetryConfig(Base, frozen=True):

@@ -12,14 +12,19 @@ handling can be tested against real HTTP:
     [[cut:K]]  [[malformed]]  [[error_event]]  [[fail_on:NAME]]  [[fail_on:NAME:429:retry_after=1]]
     [[slow_on:NAME:MS]]
 
+* with ``--answers FILE`` (a JSON object ``{prompt: label}``), prompts that share a label get
+  the same answer (``"Answer to: " + label``) and others different ones: labelled duplicates
+  for the adaptive-threshold benchmark;
+
 * server-wide, with ``POST /_control`` (``fail_status``, ``retry_after``, ``hang``, ``delay_ms``,
   ``count``) and ``POST /_reset``; ``GET /_stats`` and ``GET /_requests?last=N`` let tests see
   what reached the upstream (bodies as received, secrets redacted).
 
 Run it as a process: ``python -m support.fake_upstream --port N [--host H] [--name NAME]
-[--kind K]`` (with ``tests/`` on ``PYTHONPATH``); or import ``build_app(name, kind)``. The chat
-endpoints are plain ASGI callables (no per-request Response objects) because the gateway
-overhead benchmark measures through this server: it must answer in well under a millisecond.
+[--kind K] [--answers FILE]`` (with ``tests/`` on ``PYTHONPATH``); or import
+``build_app(name, kind)``. The chat endpoints are plain ASGI callables (no per-request Response
+objects) because the gateway overhead benchmark measures through this server: it must answer in
+well under a millisecond.
 """
 
 from support.fake_upstream.app import KINDS, build_app, main, serve

@@ -27,6 +27,25 @@ def text_of(content: Any) -> str:
     return ""
 
 
+def label_key(text: str) -> str:
+    """How a prompt is looked up in a labelled-answers file: case and spaces do not count."""
+    return " ".join(text.lower().split())
+
+
+def load_labels(path: str) -> dict[str, str]:
+    """A labelled-answers file: a JSON object ``{prompt: what the answer is about}``.
+
+    With one, the upstream answers ``"Answer to: " + labels[prompt]`` for a listed prompt, so
+    prompts with the same label (duplicates) get the same answer and the others different ones;
+    unlisted prompts are answered as usual.
+    """
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        raw = json.load(fh)
+    return {label_key(k): str(v) for k, v in raw.items()}
+
+
 def word_count(text: str) -> int:
     return len(DIRECTIVE.sub(" ", text).split()) if "[[" in text else len(text.split())
 

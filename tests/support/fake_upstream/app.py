@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from support.fake_upstream.answers import load_labels
 from support.fake_upstream.dialects import DIALECTS, AnthropicDialect, OpenAIDialect
 from support.fake_upstream.embeddings import embeddings_endpoint
 from support.fake_upstream.endpoint import ChatEndpoint
@@ -74,12 +75,13 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-def build_app(name: str, kind: str = "openai") -> Starlette:
-    """The fake upstream as an ASGI app; ``kind`` is ``"openai"`` or ``"anthropic"``."""
+def build_app(name: str, kind: str = "openai", answers: str | None = None) -> Starlette:
+    """The fake upstream as an ASGI app; ``kind`` is ``"openai"`` or ``"anthropic"``;
+    ``answers``: a labelled-answers file (``answers.load_labels``)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     _quiet_uvicorn_logs()
-    state = UpstreamState(name=name, kind=kind)
+    state = UpstreamState(name=name, kind=kind, answers=load_labels(answers) if answers else {})
     dialect = DIALECTS[kind](name)
     chat = ChatEndpoint(state, dialect)
     created = int(time.time())
@@ -143,14 +145,14 @@ def build_app(name: str, kind: str = "openai") -> Starlette:
     return app
 
 
-def serve(name: str, kind: str, host: str, port: int) -> None:
+def serve(name: str, kind: str, host: str, port: int, answers: str | None = None) -> None:
     """Run the fake upstream with the fastest uvicorn parts available, quietly."""
     import uvicorn
 
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     config = uvicorn.Config(
-        build_app(name, kind),
+        build_app(name, kind, answers),
         host=host,
         port=port,
         loop=loop,
@@ -173,8 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--name", default="upstream")
     parser.add_argument("--kind", choices=KINDS, default="openai")
+    parser.add_argument("--answers", help="a labelled-answers JSON file (see answers.py)")
     args = parser.parse_args(argv)
-    serve(args.name, args.kind, args.host, args.port)
+    serve(args.name, args.kind, args.host, args.port, args.answers)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from support.fake_upstream.answers import text_of, word_count
+from support.fake_upstream.answers import label_key, text_of, word_count
 from support.fake_upstream.dialects import AnthropicDialect, Dialect, new_id, stream_events
 from support.fake_upstream.faults import Cut, parse_directives
 from support.fake_upstream.state import UpstreamState, record
@@ -127,6 +127,8 @@ class ChatEndpoint:
 
         last_user, prompt_tokens = _prompt(body["messages"], dialect.system_text(body))
         last_user, faults = parse_directives(last_user, state.name)
+        if state.answers:
+            last_user = state.answers.get(label_key(last_user), last_user)
         state.take_control(faults)
         if faults.delay > 0 and await _race_disconnect(receive, asyncio.sleep(faults.delay)):
             stats.requests_cancelled += 1

@@ -49,6 +49,8 @@ class UpstreamState:
     control: Control = field(default_factory=Control)
     in_flight: int = 0
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_RECENT_MAX))
+    answers: dict[str, str] = field(default_factory=dict)
+    """Labelled answers (``--answers FILE``): prompt -> what its answer is about."""
 
     def take_control(self, faults: Faults) -> None:
         ctl = self.control
