@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from sidecache.config.alerts import AlertsConfig
 from sidecache.config.base import Base
 from sidecache.config.cache import CacheConfig
 from sidecache.config.governance import LimitsConfig, PIIConfig, Price
 from sidecache.config.models import ModelAlias, RoutingConfig
 from sidecache.config.providers import ProviderConfig
 from sidecache.config.server import ObservabilityConfig, ServerConfig
+from sidecache.config.tenants import PlanConfig, TenantConfig
 
 
 class Config(Base, frozen=True):
@@ -20,5 +22,8 @@ class Config(Base, frozen=True):
     limits: LimitsConfig = LimitsConfig()
     pii: PIIConfig = PIIConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    tenants: dict[str, TenantConfig] = {}
+    plans: dict[str, PlanConfig] = {}
+    alerts: AlertsConfig = AlertsConfig()
     passthrough_models: bool = False
     """Route a model name that is no alias to the first provider unchanged (env mode)."""

@@ -18,8 +18,9 @@ import msgspec
 from sidecache.config.base import Base
 from sidecache.config.document import Config
 from sidecache.config.governance import Price
-from sidecache.config.models import ModelAlias
+from sidecache.config.models import ModelAlias, check_models
 from sidecache.config.providers import ProviderConfig
+from sidecache.config.tenants import PlanConfig, TenantConfig, check_tenants
 from sidecache.errors import ConfigError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -46,18 +47,8 @@ def _interpolate(value: Any, path: str, env: dict[str, str]) -> Any:
 
 
 def _validate(cfg: Config) -> Config:
-    for alias, model in cfg.models.items():
-        for t in model.targets:
-            provider, sep, upstream = t.target.partition("/")
-            if not sep or not upstream:
-                raise ConfigError(
-                    f"config field models.{alias}.targets: {t.target!r} is not 'provider/model'"
-                )
-            if provider not in cfg.providers:
-                raise ConfigError(
-                    f"config field models.{alias}.targets: provider {provider!r} is not defined"
-                    f" under [providers]"
-                )
+    check_models(cfg.models, cfg.providers)
+    check_tenants(cfg.tenants, cfg.plans, cfg.models)
     for name, p in cfg.providers.items():
         if not p.base_url:
             raise ConfigError(f"config field providers.{name}.base_url is empty")
@@ -78,6 +69,8 @@ _NAMED_SECTIONS: dict[str, type[Base]] = {
     "providers": ProviderConfig,
     "models": ModelAlias,
     "pricing": Price,
+    "tenants": TenantConfig,
+    "plans": PlanConfig,
 }
 
 
