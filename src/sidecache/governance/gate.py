@@ -20,6 +20,7 @@ from sidecache.errors import AuthenticationError, PermissionDenied
 from sidecache.exchange import Exchange
 from sidecache.governance.budget import BudgetTracker
 from sidecache.governance.keys import KeyRecord, KeyStore
+from sidecache.governance.plans import with_plan
 from sidecache.governance.pricing import (
     CompletionEstimates,
     Pricing,
@@ -98,7 +99,7 @@ class Gate:
         if raw:
             record = self.keys.lookup(raw)
             if record is not None:
-                return record
+                return with_plan(record, self.cfg)
             if self.keys.known(raw) or not self.anonymous_allowed():
                 raise AuthenticationError("Incorrect API key provided (unknown or revoked)")
             return None
@@ -157,6 +158,7 @@ class Gate:
             user=ctx.user,
             status=ex.status,
             error_reason=ex.error_reason or None,
+            variant=ex.variant,
         )
         hit = ex.outcome in HITS
         if hit and ex.saved_usage:
