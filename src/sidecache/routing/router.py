@@ -303,10 +303,11 @@ class Router:
                 raise
             self.record(target, None)
             return result, target
-        if last is not None and req.regions is not None and len(order) < len(route.targets):
+        if req.regions is not None and len(order) < len(route.targets):
+            reason = last.message if last is not None else "circuits open or rate limited"
             raise ServiceUnavailable(
-                f"every target of `{route.alias}` in {_regions(req.regions)} failed"
-                f" ({last.message}); targets in other regions are never used for this request",
+                f"no target of `{route.alias}` in {_regions(req.regions)} could answer"
+                f" ({reason}); targets in other regions are never used for this request",
                 code="region_unavailable",
                 retry_after=self._next_available(route),
             ) from last
