@@ -74,6 +74,8 @@ class Exchange:
     """Budget held for this request's estimated cost until it is settled."""
     variant: str = ""
     """The A/B variant of its model alias it was assigned (empty: the alias has none)."""
+    fallback: bool = False
+    """Another target than its variant's answered (the variant's could not)."""
     settled: bool = False
 
     def fail(self, exc: GatewayError) -> None:

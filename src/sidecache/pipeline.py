@@ -31,7 +31,7 @@ from sidecache.openai.chunks import ChunkAccumulator, replay_chunks
 from sidecache.openai.ids import new_id
 from sidecache.openai.schemas import ChatRequest, message_text
 from sidecache.routing.choice import RouteRequest
-from sidecache.routing.router import Route, Router
+from sidecache.routing.router import Route, Router, TargetState
 from sidecache.routing.singleflight import Flight, FlightGroup
 
 if TYPE_CHECKING:
@@ -344,12 +344,13 @@ class Pipeline:
         headers: dict[str, str] = {"x-sidecache": ex.outcome}
         if ex.variant:
             headers["x-sidecache-variant"] = ex.variant
+        variant = route.targets[steer.first] if steer.first is not None else None
         if not stream:
             try:
                 completion = await flight.wait_result()
             finally:
                 flight.detach()
-                self._note_target(ex, flight)
+                self._note_target(ex, flight, variant)
             ex.usage = completion.get("usage")
             ex.completion = completion
             return Answer(headers, body=completion)
@@ -357,9 +358,9 @@ class Pipeline:
             await flight.first()
         except BaseException:
             flight.detach()
-            self._note_target(ex, flight)
+            self._note_target(ex, flight, variant)
             raise
-        self._note_target(ex, flight)
+        self._note_target(ex, flight, variant)
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return Answer(headers, stream=self._relay(flight, ex, include_usage))
 
@@ -377,11 +378,12 @@ class Pipeline:
             return body, False
         return ({**body, "messages": messages} if self.cfg.pii.redact_upstream else body), True
 
-    def _note_target(self, ex: Exchange, flight: Flight) -> None:
+    def _note_target(self, ex: Exchange, flight: Flight, variant: TargetState | None) -> None:
         target = flight.target
         if target is not None:
             ex.provider = target.provider_name
             ex.upstream_model = target.upstream_model
+            ex.fallback = variant is not None and target is not variant
         if flight.first_byte_at is not None:
             ex.ttft_s = max(0.0, flight.first_byte_at - ex.ctx.started)
 

@@ -37,8 +37,10 @@ def _guard(request: Request) -> None:
 
 async def metrics(request: Request) -> Response:
     _guard(request)
-    await _refresh(request)
-    return Response(request.app.state.recorder.metrics.render(), media_type=PROMETHEUS)
+    extra = await _refresh(request)
+    recorder = request.app.state.recorder
+    recorder.routing.refresh(recorder.snapshot(extra), extra["targets"])
+    return Response(recorder.metrics.render(), media_type=PROMETHEUS)
 
 
 async def stats(request: Request) -> Response:

@@ -159,6 +159,7 @@ class Gate:
             status=ex.status,
             error_reason=ex.error_reason or None,
             variant=ex.variant,
+            fallback=ex.fallback,
         )
         hit = ex.outcome in HITS
         if hit and ex.saved_usage:
