@@ -23,6 +23,7 @@ async def _refresh(request: Request) -> dict[str, Any]:
         recorder.set_circuit(target, status == "open")
     extra: dict[str, Any] = {"circuits": circuits, "in_flight": state.pipeline.in_flight}
     extra["targets"] = state.router.targets()
+    extra["budget_alerts"] = state.gate.alerts.snapshot()
     if state.cache is not None:
         cache_stats = state.cache.stats()  # from memory: cheap and safe on the event loop
         recorder.set_cache_size(cache_stats.get("entries", 0), cache_stats.get("bytes", 0))

@@ -18,6 +18,7 @@ from typing import Any
 from sidecache.config import Config
 from sidecache.errors import AuthenticationError, PermissionDenied
 from sidecache.exchange import Exchange
+from sidecache.governance.alerts import BudgetAlerts
 from sidecache.governance.budget import BudgetTracker
 from sidecache.governance.keys import KeyRecord, KeyStore
 from sidecache.governance.plans import with_plan
@@ -50,6 +51,9 @@ class Gate:
         self.keys = KeyStore(cfg.server.data_dir)
         self.limiter = RateLimiter(cfg.limits)
         self.budgets = BudgetTracker(cfg.server.data_dir, cfg.limits)
+        self.alerts = BudgetAlerts(
+            cfg, self.budgets, cfg.server.data_dir, on_status=recorder.routing.alert
+        )
         self.pricing = Pricing(cfg.pricing)
         self.completions = CompletionEstimates(cfg.limits.completion_estimate_tokens)
         self.admin_key = cfg.server.admin_key or os.environ.get("SIDECACHE_ADMIN_KEY", "")
@@ -57,6 +61,7 @@ class Gate:
 
     async def start(self) -> None:
         await self.budgets.start()
+        await self.alerts.start()
         host = self.cfg.server.host
         if self.cfg.server.allow_anonymous:
             if not self.loopback:
@@ -82,6 +87,7 @@ class Gate:
                 )
 
     async def aclose(self) -> None:
+        await self.alerts.aclose()
         await self.budgets.aclose()
         self.keys.close()
 
@@ -189,6 +195,8 @@ class Gate:
             self.limiter.settle(key.id, key.tpm, ex.est_prompt_tokens, used, hit=hit)
             self.budgets.settle(ex.reservation, key.id, key.tenant, rec.cost_usd)
             ex.reservation = None
+            if rec.cost_usd > 0:
+                self.alerts.check(key)
         self.recorder.record(rec, ctx.prompt)
         return rec
 
