@@ -196,7 +196,10 @@ class Gate:
             self.budgets.settle(ex.reservation, key.id, key.tenant, rec.cost_usd)
             ex.reservation = None
             if rec.cost_usd > 0:
-                self.alerts.check(key)
+                try:
+                    self.alerts.check(key)
+                except Exception:  # an alert must never cost a request its accounting
+                    log.exception("budget alert check failed")
         self.recorder.record(rec, ctx.prompt)
         return rec
 

@@ -34,6 +34,7 @@ from sidecache.providers import Provider
 from sidecache.routing.breaker import CircuitBreaker
 from sidecache.routing.choice import Choice, PriceFn, RouteRequest
 from sidecache.routing.health import TargetHealth
+from sidecache.routing.metering import MeteredStream, settle_quota
 from sidecache.routing.quota import Quota
 from sidecache.routing.strategies import STRATEGIES, Strategy
 from sidecache.routing.variants import Arm, Split
@@ -342,7 +343,7 @@ class Router:
                 t.health.end()
             t.health.first_byte(started)
             t.health.finished(started)
-            _settle_quota(t, tokens, result.get("usage"))
+            settle_quota(t, tokens, result.get("usage"))
             return result
 
         return await self._run(route, call, req)
@@ -368,40 +369,9 @@ class Router:
                 await it.aclose()  # type: ignore[attr-defined]
                 raise
             t.health.first_byte(started)
-            return first, _watch(t, first, it, started, tokens)
+            return first, MeteredStream(t, first, it, started, tokens)
 
         return await self._run(route, call, req)
-
-
-async def _watch(
-    t: TargetState,
-    first: dict[str, Any],
-    it: AsyncIterator[dict[str, Any]],
-    started: float,
-    tokens: int,
-) -> AsyncIterator[dict[str, Any]]:
-    """The rest of a stream, noting when it ends (health) and what it used (quota)."""
-    usage = first.get("usage")
-    finished = False
-    try:
-        async for chunk in it:
-            if chunk.get("usage"):
-                usage = chunk["usage"]
-            yield chunk
-        finished = True
-    finally:
-        t.health.end()
-        if finished:
-            t.health.finished(started)
-        _settle_quota(t, tokens, usage)
-        await it.aclose()  # type: ignore[attr-defined]
-
-
-def _settle_quota(t: TargetState, charged: int, usage: Any) -> None:
-    if t.quota is not None and isinstance(usage, dict) and charged:
-        used = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
-        if used:
-            t.quota.settle(charged, used)
 
 
 def _regions(regions: frozenset[str]) -> str:
