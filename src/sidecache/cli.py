@@ -6,7 +6,6 @@ import argparse
 import errno
 import logging
 import os
-import re
 import socket
 import sys
 from collections.abc import Sequence
@@ -89,9 +88,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 1 if getattr(app.state, "fatal", None) is not None else 0
 
 
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-
-
 def _names(value: str | None) -> list[str] | None:
     """``"a, b"`` -> ``["a", "b"]``; ``None`` when the option was not given."""
     return [m.strip() for m in value.split(",") if m.strip()] if value else None
@@ -109,9 +105,6 @@ def _keys(args: argparse.Namespace) -> int:
             if args.plan and args.plan not in cfg.plans:
                 known = ", ".join(sorted(cfg.plans)) or "none defined"
                 raise ConfigError(f"plan {args.plan!r} is not defined under [plans] ({known})")
-            for region in regions or ():
-                if not _LABEL.match(region):
-                    raise ConfigError(f"region {region!r}: use letters, digits and _.:-")
             raw, rec = store.create(
                 args.tenant,
                 models=models,

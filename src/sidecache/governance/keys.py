@@ -19,6 +19,7 @@ within that interval and a new key usable at once.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import sqlite3
 import threading
@@ -64,6 +65,9 @@ _COLUMNS = (
     "id, prefix, tenant, models, rpm, tpm, budget_usd, budget_period, created, revoked,"
     " regions, plan"
 )
+
+_REGION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+"""A region name, as targets declare it (``config.models.Label``)."""
 
 _ADDED_COLUMNS = {"regions": "TEXT", "plan": "TEXT"}
 """Columns added after the first release: ``_migrate`` adds them to older ``state.db`` files."""
@@ -214,6 +218,11 @@ class KeyStore:
             budget_period = "month"
         if regions is not None and not regions:
             raise BadRequest("a region-pinned key needs at least one region", param="regions")
+        for region in regions or ():
+            if not _REGION.match(region):
+                raise BadRequest(
+                    f"region {region!r}: use letters, digits and _.:- (up to 64)", param="regions"
+                )
         raw = KEY_PREFIX + secrets.token_urlsafe(32)
         record = KeyRecord(
             id="key_" + secrets.token_hex(8),
