@@ -60,13 +60,13 @@ def test_cheapest_ties_are_round_robin() -> None:
     assert firsts == {0: 50, 1: 50}
 
 
-def fed(latencies: list[float], errors: float = 0.0) -> TargetHealth:
+def fed(latencies: list[float], failures: int = 0) -> TargetHealth:
     h = TargetHealth()
     for x in latencies:
         h.first_byte(h.clock() - x)
         h.finished(h.clock() - x)
         h.outcome(True)
-    for _ in range(int(errors * 20)):
+    for _ in range(failures):
         h.outcome(False)
     return h
 
@@ -83,7 +83,7 @@ def test_fastest_prefers_low_latency_explores_and_tries_the_unmeasured() -> None
 
 
 def test_fastest_counts_errors_and_p95() -> None:
-    flaky = T("a", fed([0.02] * 20, errors=0.9))  # quick, but mostly failing
+    flaky = T("a", fed([0.02] * 20, failures=100))  # quick, but mostly failing
     steady = T("b", fed([0.05] * 20))
     spiky = T("c", fed([0.01] * 15 + [2.0] * 5))  # quick on average, slow tail
     s = make("fastest", 3)
@@ -97,7 +97,7 @@ def test_least_busy_and_reliable() -> None:
     assert make("least-busy", 3).order(choice([a, b, c])) == [1, 2, 0]  # type: ignore[attr-defined]
     ok_slow = T("x", fed([0.3] * 20))
     ok_fast = T("y", fed([0.1] * 20))
-    bad_fast = T("z", fed([0.01] * 20, errors=0.5))
+    bad_fast = T("z", fed([0.01] * 20, failures=10))
     assert make("reliable", 3).order(choice([bad_fast, ok_slow, ok_fast])) == [2, 1, 0]  # type: ignore[attr-defined]
 
 

@@ -17,7 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 FLOOR = 0.1
-"""The least weight a new observation gets, however close it follows the previous one."""
+"""The least weight a new latency gets, however close it follows the previous one: latency
+estimates follow about the last ten calls."""
+ERROR_FLOOR = 0.02
+"""The same for an outcome: error rates of a few percent need about fifty calls to tell apart
+(a floor of 0.1 made a 1% target look like 10% after each failure)."""
 HORIZON = 3.0
 """Latency samples older than this many half-lives leave the p95 window."""
 
@@ -31,11 +35,11 @@ class Decayed:
         self.value: float | None = None
         self.stamp = 0.0
 
-    def add(self, x: float, now: float, half_life: float) -> None:
+    def add(self, x: float, now: float, half_life: float, floor: float = FLOOR) -> None:
         if self.value is None:
             self.value = x
         else:
-            alpha = max(FLOOR, 1.0 - 2.0 ** (-(now - self.stamp) / half_life))
+            alpha = max(floor, 1.0 - 2.0 ** (-(now - self.stamp) / half_life))
             self.value += alpha * (x - self.value)
         self.stamp = now
 
@@ -118,7 +122,7 @@ class TargetHealth:
 
     def outcome(self, ok: bool) -> None:
         now = self.clock()
-        self.errors.add(0.0 if ok else 1.0, now, self.half_life)
+        self.errors.add(0.0 if ok else 1.0, now, self.half_life, ERROR_FLOOR)
         if ok:
             self.successes += 1
         else:
