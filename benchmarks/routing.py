@@ -31,6 +31,7 @@ import asyncio
 import json
 import platform
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -100,20 +101,31 @@ class Tally:
     transport_errors: list[str] = field(default_factory=list)
 
 
-async def drive(gateways: dict[str, Gateway], texts: list[str], rate: float) -> dict[str, Tally]:
+async def drive(
+    gateways: dict[str, Gateway], texts: list[str], rate: float, in_flight: int
+) -> dict[str, Tally]:
     """Open loop, interleaved: the j-th prompt goes to every strategy's gateway in turn, one
     request every 1/rate seconds whatever the answers before it are doing (as independent
-    users send), so every strategy meets the same prompts under the same machine load."""
-    tallies = {s: Tally() for s in gateways}
-    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=400)
-    async with httpx.AsyncClient(timeout=60, limits=limits, trust_env=False) as http:
+    users send), so every strategy meets the same prompts under the same machine load.
 
-        async def one(strategy: str, text: str) -> None:
-            tally = tallies[strategy]
-            body = {"model": "bench", "messages": [{"role": "user", "content": text}]}
+    At most ``in_flight`` requests are outstanding: a client that falls behind (a busy machine)
+    sends late rather than piling up thousands of waiting requests, whose bookkeeping in
+    httpcore's pool grows with the square of their number. Latency is timed from the send."""
+    tallies = {s: Tally() for s in gateways}
+    slots = asyncio.Semaphore(in_flight)
+    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+    clients = {
+        s: httpx.AsyncClient(base_url=gw.url, timeout=60, limits=limits, trust_env=False)
+        for s, gw in gateways.items()
+    }
+
+    async def one(strategy: str, text: str) -> None:
+        tally = tallies[strategy]
+        body = {"model": "bench", "messages": [{"role": "user", "content": text}]}
+        try:
             t0 = time.perf_counter()
             try:
-                r = await http.post(f"{gateways[strategy].url}/v1/chat/completions", json=body)
+                r = await clients[strategy].post("/v1/chat/completions", json=body)
             except httpx.TransportError as exc:  # counted as a failed request, status 0
                 tally.latencies.append(time.perf_counter() - t0)
                 tally.statuses[0] = tally.statuses.get(0, 0) + 1
@@ -124,7 +136,10 @@ async def drive(gateways: dict[str, Gateway], texts: list[str], rate: float) -> 
             if r.status_code == 200:
                 who = (r.json().get("system_fingerprint") or "").removeprefix("fp_")
                 tally.served[who] = tally.served.get(who, 0) + 1
+        finally:
+            slots.release()
 
+    try:
         t0 = time.perf_counter()
         tasks = []
         i = 0
@@ -133,9 +148,13 @@ async def drive(gateways: dict[str, Gateway], texts: list[str], rate: float) -> 
                 wait = t0 + i / rate - time.perf_counter()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                await slots.acquire()
                 tasks.append(asyncio.create_task(one(strategy, text)))
                 i += 1
         await asyncio.gather(*tasks)
+    finally:
+        for client in clients.values():
+            await client.aclose()
     return tallies
 
 
@@ -162,7 +181,9 @@ def summarise(strategy: str, tally: Tally, stats: dict[str, Any], n: int) -> dic
     }
 
 
-def run(strategies: list[str], texts: list[str], rate: float) -> list[dict[str, Any]]:
+def run(
+    strategies: list[str], texts: list[str], rate: float, in_flight: int
+) -> list[dict[str, Any]]:
     ups = start_upstreams([(name, "openai") for name in PROFILES])
     gateways: dict[str, Gateway] = {}
     try:
@@ -179,7 +200,7 @@ def run(strategies: list[str], texts: list[str], rate: float) -> list[dict[str, 
             for gw in gateways.values():
                 gw.start()
             t0 = time.perf_counter()
-            tallies = asyncio.run(drive(gateways, texts, rate))
+            tallies = asyncio.run(drive(gateways, texts, rate, in_flight))
             print(
                 f"  sent {len(texts) * len(strategies)} in {time.perf_counter() - t0:.1f} s",
                 file=sys.stderr,
@@ -214,10 +235,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the processes it started
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument(
         "--rate", type=float, default=80.0, help="requests sent per second, all strategies"
+    )
+    parser.add_argument(
+        "--in-flight", type=int, default=64, help="most requests outstanding at once, in all"
     )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
@@ -227,7 +252,7 @@ def main() -> None:
     if strategies[0] != "round-robin":
         strategies.insert(0, "round-robin")  # the baseline every ratio is against
     texts = workload(args.requests, args.seed)
-    rows = run(strategies, texts, args.rate)
+    rows = run(strategies, texts, args.rate, args.in_flight)
     print_table(rows)
     rr = rows[0]
     checks = {
@@ -249,6 +274,7 @@ def main() -> None:
         "config": {
             "requests": args.requests,
             "rate_per_s": args.rate,
+            "in_flight": args.in_flight,
             "seed": args.seed,
             "upstreams": PROFILES,
         },
