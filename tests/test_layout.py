@@ -24,6 +24,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "governance": ("api", "pipeline", "app", "cli", "cache", "routing", "providers"),
     "observability": ("api", "pipeline", "app", "cli", "cache", "routing", "providers"),
     "pipeline": ("api", "app", "cli"),
+    "embeddings": ("api", "app", "cli"),
     "api": ("app", "cli"),
 }
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import openai
 import pytest
 from support import Gateway, UpstreamSet, basic_config, write_config
 from support.counters import settled
@@ -22,6 +23,9 @@ REGIONS = """
 [routing.retry]
 backoff_base = 0.0
 backoff_max = 0.0
+
+[routing.breaker]
+failure_threshold = 1000  # half-failing targets keep their circuits closed for the next tests
 
 [models.geo]
 targets = [
@@ -189,3 +193,16 @@ def test_the_cli_shows_and_checks_regions_and_plans(env: Env) -> None:
     assert bad.returncode == 1 and "plan 'gold' is not defined" in bad.stderr
     bad = keys_cli(env.config, "create", "--tenant", "x", "--region", "e u")
     assert bad.returncode == 1 and "region" in bad.stderr
+
+
+def test_embeddings_of_a_pinned_key_stay_in_region_too(env: Env, upstreams: UpstreamSet) -> None:
+    """The embeddings path routes on its own: it honours the same regions and 503."""
+    client = env.gw.client(env.keys["eu"].raw)
+    for i in range(12):
+        r = client.embeddings.create(model="geo", input=[f"residency text {i}", "shared text"])
+        assert len(r.data) == 2
+    assert upstreams["u2"].stats()["requests"] == 0
+    assert upstreams["u1"].stats()["requests"] + upstreams["u3"].stats()["requests"] == 12
+    with pytest.raises(openai.APIStatusError) as info:
+        client.embeddings.create(model="usonly", input=["no eu target"])
+    assert info.value.status_code == 503 and upstreams["u2"].stats()["requests"] == 0

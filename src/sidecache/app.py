@@ -27,10 +27,20 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from sidecache import providers
-from sidecache.api import admin, chat, errors, models, observe
+from sidecache.api import (
+    admin,
+    chat,
+    embeddings,
+    errors,
+    messages,
+    models,
+    observe,
+    responses,
+)
 from sidecache.api.concurrency import ConcurrencyLimit
 from sidecache.config import Config
 from sidecache.datadir import private_dir
+from sidecache.embeddings import EmbeddingsPath
 from sidecache.errors import GatewayError
 from sidecache.governance.gate import Gate
 from sidecache.governance.pii import Redactor
@@ -121,6 +131,7 @@ def build_app(config: Config) -> Starlette:
         pipeline = state.pipeline = Pipeline(
             config, router, gate=gate, redactor=redactor, cache_expected=config.cache.enabled
         )
+        state.embeddings = EmbeddingsPath(config, router, gate, pipeline)
 
         async def warm_up() -> None:
             try:
@@ -153,6 +164,11 @@ def build_app(config: Config) -> Starlette:
     routes = [
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
         Route("/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/responses", responses.responses, methods=["POST"]),
+        Route("/responses", responses.responses, methods=["POST"]),
+        Route("/v1/messages", messages.messages, methods=["POST"]),
+        Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
+        Route("/embeddings", embeddings.embeddings, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/healthz", models.healthz, methods=["GET"]),
         Route("/readyz", models.readyz, methods=["GET"]),

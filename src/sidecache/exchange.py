@@ -52,6 +52,9 @@ class Exchange:
     ctx: RequestContext
     model: str = ""
     """The model alias asked for (``_unknown`` for a name that is not one)."""
+    endpoint: str = "chat.completions"
+    """The API the client called (``chat.completions``, ``responses``, ``messages``,
+    ``embeddings``): one pipeline serves them all, the accounting tells them apart."""
     outcome: Outcome = "error"
     provider: str = ""
     upstream_model: str = ""
@@ -76,6 +79,8 @@ class Exchange:
     """The A/B variant of its model alias it was assigned (empty: the alias has none)."""
     fallback: bool = False
     """Another target than its variant's answered (the variant's could not)."""
+    usage_estimated: bool = False
+    """``usage`` is the gateway's estimate (the upstream reported none)."""
     settled: bool = False
 
     def fail(self, exc: GatewayError) -> None:

@@ -30,6 +30,7 @@ from sidecache.openai import sse
 from sidecache.openai.chunks import ChunkAccumulator, replay_chunks
 from sidecache.openai.ids import new_id
 from sidecache.openai.schemas import ChatRequest, message_text
+from sidecache.openai.stream_format import StreamFormat
 from sidecache.routing.choice import RouteRequest
 from sidecache.routing.router import Route, Router, TargetState
 from sidecache.routing.singleflight import Flight, FlightGroup
@@ -141,7 +142,9 @@ class Pipeline:
             return None
         return self.verify
 
-    def _serve_hit(self, ex: Exchange, req: ChatRequest, hit: Hit) -> Answer:
+    def _serve_hit(
+        self, ex: Exchange, req: ChatRequest, hit: Hit, fmt: StreamFormat | None
+    ) -> Answer:
         stored: dict[str, Any] = orjson.loads(hit.entry.response)
         completion = {**stored, "id": new_id(), "created": int(time.time())}
         headers = {
@@ -157,16 +160,18 @@ class Pipeline:
         ex.ttft_s = time.perf_counter() - ex.ctx.started
         if not req.stream:
             return Answer(headers, body=completion)
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        include_usage = fmt is not None or bool(
+            req.stream_options and req.stream_options.include_usage
+        )
         chunks = replay_chunks(
             completion, include_usage=include_usage, chunk_chars=self.cfg.cache.replay_chunk_chars
         )
 
         async def replay() -> AsyncIterator[bytes]:
             for chunk in chunks:
-                yield sse.encode(chunk)
+                yield sse.encode(chunk) if fmt is None else fmt.chunk(chunk)
             self.settle(ex)  # before the last byte: the client's next request sees it counted
-            yield sse.DONE
+            yield sse.DONE if fmt is None else fmt.done()
 
         return Answer(headers, stream=replay())
 
@@ -247,17 +252,29 @@ class Pipeline:
 
     # -- entry point ------------------------------------------------------------------------
 
-    async def chat(self, ex: Exchange, body: dict[str, Any], req: ChatRequest) -> Answer:
-        """Answer one request, filling in ``ex``; errors are raised (and marked on ``ex``)."""
+    async def chat(
+        self,
+        ex: Exchange,
+        body: dict[str, Any],
+        req: ChatRequest,
+        fmt: StreamFormat | None = None,
+    ) -> Answer:
+        """Answer one request, filling in ``ex``; errors are raised (and marked on ``ex``).
+
+        ``fmt``: a stream is written through it (another API's events) instead of as Chat
+        Completions chunks; a JSON answer is always a chat.completion for the caller to turn
+        into its own API's shape."""
         try:
-            return await self._chat(ex, body, req)
+            return await self._chat(ex, body, req, fmt)
         except GatewayError as exc:
             ex.fail(exc)
             if exc.status == 404 and ex.model not in self.router.routes:
                 ex.model = UNKNOWN_MODEL  # a pass-through name the upstream does not know
             raise
 
-    async def _chat(self, ex: Exchange, body: dict[str, Any], req: ChatRequest) -> Answer:
+    async def _chat(
+        self, ex: Exchange, body: dict[str, Any], req: ChatRequest, fmt: StreamFormat | None
+    ) -> Answer:
         ctx = ex.ctx
         try:
             route = self.router.resolve(req.model)
@@ -288,7 +305,7 @@ class Pipeline:
                     decision, threshold=self._threshold(ctx, route), verify=self._verifier(route)
                 )
                 if hit is not None:
-                    return self._serve_hit(ex, req, hit)
+                    return self._serve_hit(ex, req, hit, fmt)
             if decision.read or decision.write:
                 ex.outcome = "miss"
         usable = [
@@ -299,7 +316,7 @@ class Pipeline:
         self.gate.reserve(ex, body, usable)
         if decision is not None and self.cache is not None:
             self.cache.prepare(decision)
-        return await self._upstream(ex, body, req, route, decision, steer)
+        return await self._upstream(ex, body, req, route, decision, steer, fmt)
 
     def _steer(
         self, ex: Exchange, body: dict[str, Any], req: ChatRequest, route: Route
@@ -330,6 +347,7 @@ class Pipeline:
         route: Route,
         decision: Decision | None,
         steer: RouteRequest,
+        fmt: StreamFormat | None = None,
     ) -> Answer:
         stream = bool(req.stream)
         key = None
@@ -362,7 +380,7 @@ class Pipeline:
             raise
         self._note_target(ex, flight, variant)
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return Answer(headers, stream=self._relay(flight, ex, include_usage))
+        return Answer(headers, stream=self._relay(flight, ex, include_usage, fmt))
 
     def _redact(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """With PII redaction on: the body to use from here on, and whether PII was found.
@@ -388,7 +406,7 @@ class Pipeline:
             ex.ttft_s = max(0.0, flight.first_byte_at - ex.ctx.started)
 
     async def _relay(
-        self, flight: Flight, ex: Exchange, include_usage: bool
+        self, flight: Flight, ex: Exchange, include_usage: bool, fmt: StreamFormat | None = None
     ) -> AsyncIterator[bytes]:
         """Send the flight's chunks as SSE; an error after the first byte becomes an error event.
 
@@ -403,11 +421,11 @@ class Pipeline:
                     if "usage" in chunk:
                         if chunk["usage"]:
                             usage = chunk["usage"]
-                        if not include_usage:
+                        if fmt is None and not include_usage:
                             if not chunk.get("choices"):
                                 continue  # the usage chunk the gateway asked for, not the client
                             chunk = {k: v for k, v in chunk.items() if k != "usage"}
-                    out.append(sse.encode(chunk))
+                    out.append(sse.encode(chunk) if fmt is None else fmt.chunk(chunk))
                 if out:
                     yield b"".join(out)
         except (Exception, asyncio.CancelledError) as exc:
@@ -417,7 +435,7 @@ class Pipeline:
             ex.fail(err)
             ex.completion = _partial(flight)
             self.settle(ex)
-            yield sse.encode(err.to_dict())
+            yield sse.encode(err.to_dict()) if fmt is None else fmt.error(err)
             return
         finally:
             flight.detach()
@@ -426,7 +444,7 @@ class Pipeline:
         ex.usage = usage
         ex.completion = flight.result
         self.settle(ex)  # before the last byte: the client's next request sees it counted
-        yield sse.DONE
+        yield sse.DONE if fmt is None else fmt.done()
 
 
 def _partial(flight: Flight) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
+    import anthropic
     import openai
 
 
@@ -144,6 +145,30 @@ class Gateway:
         kwargs.setdefault("http_client", openai.DefaultAsyncHttpxClient(trust_env=False))
         return openai.AsyncOpenAI(
             base_url=self.base_url, api_key=api_key, max_retries=0, timeout=timeout, **kwargs
+        )
+
+    def anthropic_client(
+        self, api_key: str | None = "sk-test", *, timeout: float = 30.0, **kwargs: Any
+    ) -> anthropic.Anthropic:
+        """An ``anthropic.Anthropic`` client on the gateway (``base_url`` is the host, as the SDK
+        adds ``/v1``), with SDK retries off; the key goes as ``x-api-key`` unless ``auth_token``
+        is given instead."""
+        import anthropic
+
+        kwargs.setdefault("http_client", anthropic.DefaultHttpxClient(trust_env=False))
+        return anthropic.Anthropic(
+            base_url=self.url, api_key=api_key, max_retries=0, timeout=timeout, **kwargs
+        )
+
+    def async_anthropic_client(
+        self, api_key: str | None = "sk-test", *, timeout: float = 30.0, **kwargs: Any
+    ) -> anthropic.AsyncAnthropic:
+        """An ``anthropic.AsyncAnthropic`` client; create it inside the event loop that uses it."""
+        import anthropic
+
+        kwargs.setdefault("http_client", anthropic.DefaultAsyncHttpxClient(trust_env=False))
+        return anthropic.AsyncAnthropic(
+            base_url=self.url, api_key=api_key, max_retries=0, timeout=timeout, **kwargs
         )
 
     def http(self, api_key: str | None = "sk-test", timeout: float = 30.0) -> httpx.Client:

@@ -54,8 +54,10 @@ def _regions(request: Request) -> frozenset[str] | None:
     return names
 
 
-def authenticate(request: Request, ex: Exchange) -> None:
-    """Fill in the request's context from its headers and key (400 on a bad header, 401)."""
+def authenticate(request: Request, ex: Exchange, *, api_key_header: bool = False) -> None:
+    """Fill in the request's context from its headers and key (400 on a bad header, 401).
+
+    ``api_key_header``: the key may also come as ``x-api-key`` (Anthropic's clients)."""
     h = request.headers
     ctx = ex.ctx
     ctx.namespace = h.get("x-sidecache-namespace") or None
@@ -65,7 +67,10 @@ def authenticate(request: Request, ex: Exchange) -> None:
     ctx.tags = _tags(h.get("x-sidecache-tags"))
     ctx.asked_regions = _regions(request)
     try:
-        ctx.key = request.app.state.gate.authenticate(h.get("authorization"))
+        authorization = h.get("authorization")
+        if api_key_header and not authorization and h.get("x-api-key"):
+            authorization = f"Bearer {h['x-api-key']}"
+        ctx.key = request.app.state.gate.authenticate(authorization)
     except Exception:
         ctx.tenant = ""  # not a tenant: one label for every refused key
         raise

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sidecache.errors import UpstreamError
+from sidecache.routing.router import Router
 
 log = logging.getLogger("sidecache")
 
@@ -44,16 +45,51 @@ async def _upstream_models(request: Request) -> list[str]:
     return names
 
 
+ENDPOINT_ORDER = ("chat.completions", "responses", "messages", "embeddings")
+
+
+def _endpoints(router: Router, alias: str) -> list[str]:
+    """The endpoints every target of ``alias`` can serve (pass-through: its provider's)."""
+    route = router.routes.get(alias)
+    providers = (
+        [t.provider for t in route.targets] if route else list(router.providers.values())[:1]
+    )
+    served = set(ENDPOINT_ORDER)
+    for p in providers:
+        served &= p.endpoints
+    return [e for e in ENDPOINT_ORDER if e in served]
+
+
 async def list_models(request: Request) -> Response:
+    """The aliases this key may use, each with the endpoints it serves; in Anthropic's list
+    shape for a client that sends ``anthropic-version`` (the ``anthropic`` SDK)."""
     state = request.app.state
-    key = state.gate.authenticate(request.headers.get("authorization"))
-    router = state.router
+    h = request.headers
+    authorization = h.get("authorization")
+    if not authorization and h.get("x-api-key"):
+        authorization = f"Bearer {h['x-api-key']}"
+    key = state.gate.authenticate(authorization)
+    router: Router = state.router
     aliases = list(router.routes)
     if not aliases and router.passthrough:
         aliases = await _upstream_models(request)
     allowed = [a for a in aliases if key is None or key.allows(a)]
+    if h.get("anthropic-version"):
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_STARTED))
+        items = [
+            {"type": "model", "id": a, "display_name": a, "created_at": created} for a in allowed
+        ]
+        first, last = (allowed[0], allowed[-1]) if allowed else (None, None)
+        return _json({"data": items, "has_more": False, "first_id": first, "last_id": last})
     data = [
-        {"id": a, "object": "model", "created": _STARTED, "owned_by": "sidecache"} for a in allowed
+        {
+            "id": a,
+            "object": "model",
+            "created": _STARTED,
+            "owned_by": "sidecache",
+            "endpoints": _endpoints(router, a),
+        }
+        for a in allowed
     ]
     return _json({"object": "list", "data": data})
 

@@ -175,8 +175,8 @@ class Endpoint:
         except Exception as exc:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             ex.fail(GatewayError("internal gateway error"))
-            with contextlib.suppress(Exception):
-                await error_response(GatewayError("internal gateway error"), headers)(
+            with contextlib.suppress(Exception):  # in the API's own shape, like any error
+                await render_error(GatewayError("internal gateway error"), headers)(
                     scope, receive, send
                 )
             del exc

@@ -119,9 +119,14 @@ class Gate:
         given = bearer(authorization) or query_key or ""
         return bool(self.admin_key) and hmac.compare_digest(given, self.admin_key)
 
-    def admit(self, ex: Exchange, alias: str, body: dict[str, Any]) -> None:
-        """Check model access and rate limits, charging the prompt's estimated tokens."""
-        ex.est_prompt_tokens = estimate_prompt_tokens(body.get("messages") or (), body.get("tools"))
+    def admit(
+        self, ex: Exchange, alias: str, body: dict[str, Any], prompt_tokens: int | None = None
+    ) -> None:
+        """Check model access and rate limits, charging the prompt's estimated tokens (those of
+        a chat body's messages and tools, unless ``prompt_tokens`` is given)."""
+        if prompt_tokens is None:
+            prompt_tokens = estimate_prompt_tokens(body.get("messages") or (), body.get("tools"))
+        ex.est_prompt_tokens = prompt_tokens
         key = ex.ctx.key
         if key is None:
             return
@@ -136,13 +141,22 @@ class Gate:
         if ex.ctx.key is not None:
             self.budgets.check(ex.ctx.key)
 
-    def reserve(self, ex: Exchange, body: dict[str, Any], upstream_models: Sequence[str]) -> None:
+    def reserve(
+        self,
+        ex: Exchange,
+        body: dict[str, Any],
+        upstream_models: Sequence[str],
+        completion_tokens: int | None = None,
+    ) -> None:
         """Admit a miss against the key's and tenant's budgets, holding its estimated cost
-        (prompt + expected completion, at the dearest of the targets that may serve it)."""
+        (prompt + expected completion, at the dearest of the targets that may serve it;
+        ``completion_tokens`` when the caller knows it, e.g. 0 for embeddings)."""
         key = ex.ctx.key
         if key is None:
             return
-        completion = self.completions.estimate(ex.model, body)
+        completion = completion_tokens
+        if completion is None:
+            completion = self.completions.estimate(ex.model, body)
         usd = max(
             (self.pricing.cost(m, ex.est_prompt_tokens, completion) for m in upstream_models),
             default=0.0,
@@ -157,6 +171,7 @@ class Gate:
             outcome=ex.outcome,
             tenant=ctx.tenant,
             model=ex.model,
+            endpoint=ex.endpoint,
             provider=ex.provider,
             latency_s=ex.latency_s,
             ttft_s=ex.ttft_s,
@@ -181,8 +196,13 @@ class Gate:
                 rec.usage_estimated = True
                 rec.prompt_tokens = ex.est_prompt_tokens
                 rec.completion_tokens = estimate_tokens(_text(ex.completion))
+            rec.usage_estimated = rec.usage_estimated or ex.usage_estimated
             model = ex.upstream_model or (ex.completion or {}).get("model", "")
             rec.cost_usd = self.pricing.cost(model, rec.prompt_tokens, rec.completion_tokens)
+            if ex.saved_usage:  # part of the request came from the cache (an embeddings batch)
+                p, c = _tokens(ex.saved_usage)
+                rec.saved_tokens = p + c
+                rec.saved_usd = self.pricing.cost(ex.saved_model or model, p, c)
             if ex.coalesced:  # another request's upstream call answered this one: it was free
                 rec.saved_tokens = rec.prompt_tokens + rec.completion_tokens
                 rec.saved_usd = rec.cost_usd

@@ -42,6 +42,9 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "o3": (2.0, 8.0),
     "o3-mini": (1.10, 4.40),
     "o4-mini": (1.10, 4.40),
+    "text-embedding-3-small": (0.02, 0.0),
+    "text-embedding-3-large": (0.13, 0.0),
+    "text-embedding-ada-002": (0.10, 0.0),
     # Anthropic
     "claude-opus-4": (15.0, 75.0),
     "claude-opus-4-1": (15.0, 75.0),

@@ -32,6 +32,7 @@ class AccessLog:
             "request_id": rec.request_id,
             "tenant": rec.tenant,
             "model": rec.model,
+            "endpoint": rec.endpoint,
             "provider": rec.provider,
             "outcome": rec.outcome,
             "status": rec.status,

@@ -79,6 +79,13 @@ class Metrics:
             ["provider", "reason"],
             registry=r,
         )
+        self.endpoint_requests = Counter(
+            "sidecache_endpoint_requests",
+            "Requests by API endpoint (chat.completions, responses, messages, embeddings)"
+            " and cache outcome.",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
         self.latency = Histogram(
             "sidecache_request_latency_seconds",
             "Time from request to the last byte of the response.",
@@ -113,6 +120,7 @@ class Metrics:
         self._tenant = _Capped(max_label_values)
         self._model = _Capped(max_label_values)
         self._children: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
+        self._endpoints: dict[tuple[str, str], Any] = {}
         self._hits = 0
         self._lookups = 0
 
@@ -141,6 +149,11 @@ class Metrics:
             rec.outcome, tenant, model, rec.provider
         )
         requests.inc()
+        by_endpoint = self._endpoints.get((rec.endpoint, rec.outcome))
+        if by_endpoint is None:  # endpoints are the gateway's own names: a few series
+            by_endpoint = self.endpoint_requests.labels(rec.endpoint, rec.outcome)
+            self._endpoints[(rec.endpoint, rec.outcome)] = by_endpoint
+        by_endpoint.inc()
         if rec.prompt_tokens:
             prompt.inc(rec.prompt_tokens)
         if rec.completion_tokens:

@@ -25,6 +25,9 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     tenant: str = ""
     model: str = ""
     """The model alias the client asked for."""
+    endpoint: str = "chat.completions"
+    """The API the client called: ``chat.completions``, ``responses``, ``messages``,
+    ``embeddings``."""
     provider: str = ""
     """The provider that served the request; empty for cache hits and requests that never left."""
     latency_s: float = 0.0

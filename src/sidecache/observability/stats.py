@@ -1,7 +1,7 @@
 """In-memory aggregates behind ``GET /stats`` and the dashboard.
 
 Fed the same ``RequestRecord`` as the metrics, it keeps totals, breakdowns per tenant, model,
-provider and tag, recent latency samples for percentiles, and a time series of fixed-size
+endpoint, provider and tag, recent latency samples for percentiles, and a time series of fixed-size
 buckets over the last window (an hour of 10 s buckets by default). Everything is bounded:
 latency samples are the most recent N per provider and outcome (recent behaviour is what an
 operator watching the dashboard wants), tags past ``max_tags`` fold into ``_other``, and old
@@ -171,6 +171,7 @@ class Stats:
         self._total = _Counts()
         self._tenants: dict[str, _Counts] = {}
         self._models: dict[str, _Counts] = {}
+        self._endpoints: dict[str, _Counts] = {}
         self._tags: dict[str, _Counts] = {}
         self._providers: dict[str, _Provider] = {}
         self._outcome_latency = {o: deque[float](maxlen=latency_samples) for o in OUTCOMES}
@@ -183,6 +184,7 @@ class Stats:
         self._total.add(rec)
         _slice(self._tenants, rec.tenant or "-").add(rec)
         _slice(self._models, rec.model or "-").add(rec)
+        _slice(self._endpoints, rec.endpoint or "-").add(rec)
         for k, v in rec.tags.items():
             label = f"{k}={v}"
             if label not in self._tags and len(self._tags) >= self._max_tags:
@@ -286,6 +288,7 @@ class Stats:
             "latency_by_outcome": latency,
             "tenants": {k: v.to_dict() for k, v in sorted(self._tenants.items())},
             "models": {k: v.to_dict() for k, v in sorted(self._models.items())},
+            "endpoints": {k: v.to_dict() for k, v in sorted(self._endpoints.items())},
             "providers": {k: v.to_dict() for k, v in sorted(self._providers.items())},
             "tags": {k: v.to_dict() for k, v in sorted(self._tags.items())},
             "series": {"bucket_seconds": self.bucket_seconds, "points": self._points(t)},

@@ -1,7 +1,9 @@
 """Anthropic Messages API presented as OpenAI Chat Completions.
 
 Translation is pure functions over dicts (``to_messages_request``, ``from_message``,
-``ChunkTranslator``) so it can be tested without a network; ``Anthropic`` only moves bytes.
+``ChunkTranslator``) so it can be tested without a network; ``Anthropic`` only moves bytes. The
+mappings the inbound Messages API shares (stop reasons, usage, images, tool use) are in
+``anthropic_wire``.
 """
 
 from __future__ import annotations
@@ -13,11 +15,19 @@ from typing import Any
 import orjson
 
 from sidecache.config import ProviderConfig
-from sidecache.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from sidecache.errors import BadRequest, UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from sidecache.openai.ids import new_id
 from sidecache.openai.schemas import message_text
 from sidecache.openai.sse import iter_events
+from sidecache.providers.anthropic_wire import (
+    STOP_REASONS,
+    chat_usage,
+    image_block,
+    tool_calls_of,
+    tool_use_blocks,
+)
 from sidecache.providers.base import (
+    CHAT_ENDPOINTS,
     describe,
     get_model_ids,
     make_client,
@@ -27,23 +37,6 @@ from sidecache.providers.base import (
 )
 
 DEFAULT_MAX_TOKENS = 4096
-
-STOP_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "pause_turn": "stop",
-    "refusal": "content_filter",
-}
-
-
-def _image_block(part: dict[str, Any]) -> dict[str, Any]:
-    url = (part.get("image_url") or {}).get("url", "")
-    if url.startswith("data:") and ";base64," in url:
-        media, data = url[5:].split(";base64,", 1)
-        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
-    return {"type": "image", "source": {"type": "url", "url": url}}
 
 
 def _content_blocks(content: Any) -> str | list[dict[str, Any]]:
@@ -55,20 +48,8 @@ def _content_blocks(content: Any) -> str | list[dict[str, Any]]:
         if kind == "text":
             blocks.append({"type": "text", "text": part.get("text", "")})
         elif kind == "image_url":
-            blocks.append(_image_block(part))
+            blocks.append(image_block(part))
     return blocks
-
-
-def _tool_use_blocks(tool_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for tc in tool_calls:
-        fn = tc.get("function") or {}
-        try:
-            args = orjson.loads(fn.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            args = {}
-        out.append({"type": "tool_use", "id": tc.get("id"), "name": fn.get("name"), "input": args})
-    return out
 
 
 def to_messages_request(body: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +75,7 @@ def to_messages_request(body: dict[str, Any]) -> dict[str, Any]:
             blocks = _content_blocks(m.get("content"))
             if isinstance(blocks, str):
                 blocks = [{"type": "text", "text": blocks}] if blocks else []
-            push("assistant", blocks + _tool_use_blocks(m.get("tool_calls") or []))
+            push("assistant", blocks + tool_use_blocks(m.get("tool_calls") or []))
         elif role in ("tool", "function"):
             push(
                 "user",
@@ -138,26 +119,10 @@ def to_messages_request(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": input_tokens,
-        "completion_tokens": output_tokens,
-        "total_tokens": input_tokens + output_tokens,
-    }
-
-
 def from_message(msg: dict[str, Any]) -> dict[str, Any]:
     """Anthropic message -> OpenAI chat.completion."""
     text = "".join(b.get("text", "") for b in msg.get("content") or () if b.get("type") == "text")
-    tool_calls = [
-        {
-            "id": b.get("id"),
-            "type": "function",
-            "function": {"name": b.get("name"), "arguments": orjson.dumps(b.get("input")).decode()},
-        }
-        for b in msg.get("content") or ()
-        if b.get("type") == "tool_use"
-    ]
+    tool_calls = tool_calls_of(msg.get("content") or [])
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -177,7 +142,7 @@ def from_message(msg: dict[str, Any]) -> dict[str, Any]:
                 "finish_reason": STOP_REASONS.get(msg.get("stop_reason") or "", "stop"),
             }
         ],
-        "usage": _usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
+        "usage": chat_usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
     }
 
 
@@ -247,7 +212,7 @@ class ChunkTranslator:
                     "created": self.created,
                     "model": self.model,
                     "choices": [],
-                    "usage": _usage(self.input_tokens, self.output_tokens),
+                    "usage": chat_usage(self.input_tokens, self.output_tokens),
                 }
             ]
         if kind == "error":
@@ -258,6 +223,8 @@ class ChunkTranslator:
 
 class Anthropic:
     """Adapter for ``POST {base_url}/v1/messages``."""
+
+    endpoints = CHAT_ENDPOINTS
 
     def __init__(self, name: str, cfg: ProviderConfig) -> None:
         self.name = name
@@ -315,6 +282,9 @@ class Anthropic:
                 await response.aclose()
         if not translator.done:
             raise UpstreamProtocolError(f"{self.label}: upstream stream ended before message_stop")
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise BadRequest(f"{self.label}: Anthropic has no embeddings API", param="model")
 
     async def models(self) -> list[str]:
         url = self._url.removesuffix("/messages") + "/models"

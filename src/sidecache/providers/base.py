@@ -28,11 +28,18 @@ from sidecache.errors import (
     UpstreamTimeout,
 )
 
+CHAT_ENDPOINTS = frozenset({"chat.completions", "responses", "messages"})
+"""What every provider serves: the chat endpoints all translate to one chat call."""
+EMBEDDINGS = "embeddings"
+
 
 class Provider(Protocol):
-    """An upstream API presented as OpenAI Chat Completions."""
+    """An upstream API presented as OpenAI Chat Completions (and Embeddings, where it has them)."""
 
     name: str
+    endpoints: frozenset[str]
+    """The gateway endpoints this upstream can serve (``CHAT_ENDPOINTS``, plus ``embeddings``
+    for an upstream with an embeddings API)."""
 
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         """One whole answer; ``body["model"]`` is already the upstream model name."""
@@ -40,6 +47,11 @@ class Provider(Protocol):
 
     def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """The answer as OpenAI chunks; errors before the first chunk are retryable."""
+        ...
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An OpenAI embeddings answer (``{"data": [{"index", "embedding"}], "usage"}``);
+        raises ``BadRequest`` where ``embeddings`` is not in ``endpoints``."""
         ...
 
     async def models(self) -> list[str]:

@@ -17,6 +17,8 @@ from sidecache.config import ProviderConfig
 from sidecache.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from sidecache.openai.sse import iter_events
 from sidecache.providers.base import (
+    CHAT_ENDPOINTS,
+    EMBEDDINGS,
     describe,
     get_model_ids,
     make_client,
@@ -27,7 +29,9 @@ from sidecache.providers.base import (
 
 
 class OpenAICompatible:
-    """Adapter for ``POST {base_url}/chat/completions``."""
+    """Adapter for ``POST {base_url}/chat/completions`` and ``POST {base_url}/embeddings``."""
+
+    endpoints = CHAT_ENDPOINTS | {EMBEDDINGS}
 
     def __init__(self, name: str, cfg: ProviderConfig) -> None:
         self.name = name
@@ -35,6 +39,7 @@ class OpenAICompatible:
         """How errors name this upstream: the provider and its host, never a key."""
         self.cfg = cfg
         self._url = cfg.base_url.rstrip("/") + "/chat/completions"
+        self._embeddings_url = cfg.base_url.rstrip("/") + "/embeddings"
         self._headers = {"content-type": "application/json"}
         if cfg.api_key:
             self._headers["authorization"] = f"Bearer {cfg.api_key}"
@@ -88,6 +93,19 @@ class OpenAICompatible:
                         raise UpstreamTimeout(f"{self.label}: upstream exceeded the total timeout")
             finally:
                 await response.aclose()
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        data = await post_json(
+            self._client,
+            self._embeddings_url,
+            orjson.dumps(body),
+            self._headers,
+            provider=self.label,
+            total=self.cfg.timeouts.total,
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise UpstreamProtocolError(f"{self.label}: upstream answer has no embeddings")
+        return data
 
     async def models(self) -> list[str]:
         url = self.cfg.base_url.rstrip("/") + "/models"

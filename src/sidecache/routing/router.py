@@ -348,6 +348,24 @@ class Router:
 
         return await self._run(route, call, req)
 
+    async def embeddings(
+        self, route: Route, body: dict[str, Any], req: RouteRequest | None = None
+    ) -> tuple[dict[str, Any], TargetState]:
+        """An embeddings call, with the same retries, fallback, regions and limits as
+        ``complete``."""
+        tokens = req.tokens if req is not None else 0
+
+        async def call(t: TargetState) -> dict[str, Any]:
+            t.health.begin()
+            try:
+                result = await t.provider.embeddings(self._body(body, t))
+            finally:
+                t.health.end()
+            settle_quota(t, tokens, result.get("usage"))
+            return result
+
+        return await self._run(route, call, req)
+
     async def open_stream(
         self, route: Route, body: dict[str, Any], req: RouteRequest | None = None
     ) -> tuple[tuple[dict[str, Any], AsyncIterator[dict[str, Any]]], TargetState]:

@@ -1,10 +1,10 @@
 """A fake LLM upstream for the tests and the overhead benchmark.
 
-It speaks the OpenAI Chat Completions API (``--kind openai``) or the Anthropic Messages API
-(``--kind anthropic``) closely enough that the official SDKs accept it, answers
-deterministically (``"Answer to: " + <last user text>``, so a cached answer equals a fresh one),
-and misbehaves on request so that retries, fallbacks, circuit breakers and stream handling can be
-tested against real HTTP:
+It speaks the OpenAI Chat Completions API (``--kind openai``, with ``/v1/embeddings`` too) or the
+Anthropic Messages API (``--kind anthropic``) closely enough that the official SDKs accept it,
+answers deterministically (``"Answer to: " + <last user text>``, so a cached answer equals a
+fresh one), and misbehaves on request so that retries, fallbacks, circuit breakers and stream
+handling can be tested against real HTTP:
 
 * per request, by directives inside the last user message (removed before answering)::
 

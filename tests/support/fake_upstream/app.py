@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from support.fake_upstream.dialects import DIALECTS, AnthropicDialect, OpenAIDialect
+from support.fake_upstream.embeddings import embeddings_endpoint
 from support.fake_upstream.endpoint import ChatEndpoint
 from support.fake_upstream.faults import Control, Cut
 from support.fake_upstream.state import UpstreamState
@@ -136,6 +137,8 @@ def build_app(name: str, kind: str = "openai") -> Starlette:
         Route("/_stats", stats, methods=["GET"]),
         Route("/_requests", requests, methods=["GET"]),
     ]
+    if kind == "openai":
+        routes.append(Route("/v1/embeddings", embeddings_endpoint(state), methods=["POST"]))
     app = Starlette(routes=routes, middleware=[Middleware(_NameHeader, name=name)])
     app.state.upstream = state
     return app

@@ -31,6 +31,8 @@ class Stats:
     requests_cancelled: int = 0
     """Clients that left during a ``delay`` or a ``hang`` (before any byte was sent)."""
     errors_injected: int = 0
+    inputs_embedded: int = 0
+    """Inputs that ``POST /v1/embeddings`` answered (a batch counts each input)."""
 
     def clear(self) -> None:
         """Zero the counters in place, so requests in flight count into the fresh numbers."""
