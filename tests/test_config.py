@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,65 @@ def test_serve_exits_with_a_clear_message_on_bad_config(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert "server.port" in r.stderr and str(path) in r.stderr
+
+
+ROUTING = """
+[providers.a]
+base_url = "http://a/v1"
+[providers.b]
+base_url = "http://b/v1"
+
+[models.m]
+strategy = "cheapest"
+targets = [{target = "a/x", region = "eu", rpm = 60, tags = {tier = "batch"}}, {target = "b/y"}]
+
+[models.split]
+variants = [{target = "a/x", share = 0.9}, {target = "b/z", share = 0.1, name = "candidate"}]
+
+[plans.pro]
+models = ["m"]
+rpm = 10
+budget = {usd = 5}
+
+[tenants.acme]
+plan = "pro"
+regions = ["eu"]
+"""
+
+
+def test_routing_tenants_plans_and_alerts_decode() -> None:
+    cfg = config.from_dict(tomllib.loads(ROUTING))
+    m = cfg.models["m"]
+    assert m.strategy == "cheapest" and m.targets[0].region == "eu" and m.targets[0].rpm == 60
+    split = cfg.models["split"]
+    assert [v.label for v in split.variants] == ["a/x", "candidate"]
+    assert [t.target for t in split.all_targets()] == ["a/x", "b/z"]
+    assert cfg.plans["pro"].budget is not None and cfg.plans["pro"].budget.period == "month"
+    assert cfg.tenants["acme"].regions == ["eu"]
+    assert cfg.alerts.thresholds == [0.5, 0.8, 1.0] and cfg.alerts.webhook_url == ""
+    assert cfg.routing.queue_timeout_seconds == 5.0 and cfg.routing.health.explore_share == 0.05
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (
+            ("[models.n]", '[models.n]\ntargets = [{target = "a/x", region = "us"}]'),
+            "declare it once",
+        ),
+        (
+            ("[models.split]\n", '[models.none]\nstrategy = "fastest"\n\n[models.split]\n'),
+            "models.none",
+        ),
+        (('plan = "pro"', 'plan = "gold"'), "tenants.acme.plan"),
+        (('models = ["m"]', 'models = ["mm"]'), "plans.pro.models"),
+        (('regions = ["eu"]', 'regions = ["e u"]'), "tenants.acme.regions"),
+        (("share = 0.1, name", "share = 0, name"), "share"),
+    ],
+)
+def test_bad_routing_config_names_the_field(change: tuple[str, str], needle: str) -> None:
+    old, new = change
+    text = ROUTING + "\n[models.n]\n" if old == "[models.n]" else ROUTING
+    with pytest.raises(ConfigError) as info:
+        config.from_dict(tomllib.loads(text.replace(old, new, 1)))
+    assert needle in info.value.message

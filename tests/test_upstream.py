@@ -252,6 +252,19 @@ def test_control_fails_the_next_requests_then_recovers(u1: Upstream) -> None:
     assert client(u1).chat.completions.create(**ask(USER)).choices[0].message.content == EXPECTED
 
 
+def test_control_fail_rate_fails_that_share_of_requests(u1: Upstream) -> None:
+    u1.control(fail_rate=0.5, fail_status=503)
+    codes = []
+    for _ in range(200):
+        try:
+            client(u1).chat.completions.create(**ask(USER))
+            codes.append(200)
+        except openai.APIStatusError as exc:
+            codes.append(exc.status_code)
+    assert set(codes) == {200, 503} and 70 < codes.count(503) < 130
+    assert u1.stats()["errors_injected"] == codes.count(503)
+
+
 def test_models_and_health(u1: Upstream) -> None:
     ids = [m.id for m in client(u1).models.list()]
     assert "gpt-x" in ids

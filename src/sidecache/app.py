@@ -121,14 +121,15 @@ def build_app(config: Config) -> Starlette:
         recorder = state.recorder = Recorder(
             config.observability, log_prompts=config.server.log_prompts
         )
+        gate = state.gate = Gate(config, recorder, loopback=is_loopback(config.server.host))
         router = state.router = Router(
             config.models,
             upstreams,
             config.routing,
             passthrough=config.passthrough_models,
             on_error=lambda t, exc: recorder.upstream_error(t.provider_name, exc.code or "error"),
+            price=gate.pricing.expected_cost,
         )
-        gate = state.gate = Gate(config, recorder, loopback=is_loopback(config.server.host))
         await gate.start()
         redactor = Redactor(config.pii.kinds or None) if config.pii.enabled else None
         desk = state.quality = QualityDesk(config, router, gate.pricing, data_dir)

@@ -101,6 +101,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 1 if getattr(app.state, "fatal", None) is not None else 0
 
 
+def _names(value: str | None) -> list[str] | None:
+    """``"a, b"`` -> ``["a", "b"]``; ``None`` when the option was not given."""
+    return [m.strip() for m in value.split(",") if m.strip()] if value else None
+
+
 def _keys(args: argparse.Namespace) -> int:
     from sidecache.governance.keys import KeyStore
 
@@ -108,9 +113,11 @@ def _keys(args: argparse.Namespace) -> int:
     store = KeyStore(cfg.server.data_dir)
     try:
         if args.keys_command == "create":
-            models = (
-                [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-            )
+            models = _names(args.models)
+            regions = _names(args.region)
+            if args.plan and args.plan not in cfg.plans:
+                known = ", ".join(sorted(cfg.plans)) or "none defined"
+                raise ConfigError(f"plan {args.plan!r} is not defined under [plans] ({known})")
             raw, rec = store.create(
                 args.tenant,
                 models=models,
@@ -118,6 +125,8 @@ def _keys(args: argparse.Namespace) -> int:
                 tpm=args.tpm,
                 budget_usd=args.budget_usd,
                 budget_period=args.budget_period,
+                regions=regions,
+                plan=args.plan,
             )
             print(raw)
             print(
@@ -128,13 +137,14 @@ def _keys(args: argparse.Namespace) -> int:
             rows = store.list(include_revoked=args.all)
             print(
                 f"{'id':<22}{'prefix':<16}{'tenant':<16}{'models':<20}{'rpm':>6}{'tpm':>8}"
-                f"{'budget':>12}  status"
+                f"{'budget':>12}  {'region':<10}{'plan':<12}status"
             )
             for r in rows:
                 budget = f"${r.budget_usd:g}/{r.budget_period}" if r.budget_usd is not None else "-"
                 print(
                     f"{r.id:<22}{r.prefix:<16}{r.tenant:<16}{','.join(r.models or ['*']):<20}"
                     f"{r.rpm or '-':>6}{r.tpm or '-':>8}{budget:>12}  "
+                    f"{','.join(r.regions or ['*']):<10}{r.plan or '-':<12}"
                     f"{'revoked' if r.revoked else 'active'}"
                 )
         else:
@@ -168,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--tpm", type=int, help="tokens per minute")
     create.add_argument("--budget-usd", type=float, help="spend limit in USD per period")
     create.add_argument("--budget-period", choices=["day", "month"], help="default: month")
+    create.add_argument(
+        "--region", help="comma-separated regions; only targets there serve this key"
+    )
+    create.add_argument("--plan", help="a [plans.NAME] whose limits apply where the key sets none")
     lst = ksub.add_parser("list", help="list keys (never the keys themselves)")
     lst.add_argument("--all", action="store_true", help="include revoked keys")
     revoke = ksub.add_parser("revoke", help="revoke a key: the full key, its id or its prefix")

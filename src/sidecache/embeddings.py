@@ -26,6 +26,7 @@ from sidecache.config import Config
 from sidecache.errors import BadRequest, GatewayError, ModelNotFound, UpstreamProtocolError
 from sidecache.exchange import Exchange
 from sidecache.governance.pricing import estimate_tokens
+from sidecache.governance.regions import allowed_regions
 from sidecache.openai.embeddings import (
     EmbeddingsRequest,
     Input,
@@ -36,6 +37,7 @@ from sidecache.openai.embeddings import (
 )
 from sidecache.pipeline import UNKNOWN_MODEL, Answer
 from sidecache.providers.base import EMBEDDINGS
+from sidecache.routing.choice import RouteRequest
 from sidecache.routing.router import Route, Router
 
 if TYPE_CHECKING:
@@ -116,6 +118,7 @@ class EmbeddingsPath:
             namespace=ctx.namespace,
             cache_control=ctx.cache_control,
             cfg=self.cfg.cache,
+            regions=ctx.regions,
         )
 
     async def embed(self, ex: Exchange, body: dict[str, Any], req: EmbeddingsRequest) -> Answer:
@@ -131,6 +134,8 @@ class EmbeddingsPath:
         ex.ctx.user = req.user
         inputs = inputs_of(req)
         self.gate.admit(ex, route.alias, body, prompt_tokens=sum(map(_estimate, inputs)))
+        ctx = ex.ctx
+        ctx.regions = allowed_regions(ctx.key, self.cfg.tenants.get(ctx.tenant), ctx.asked_regions)
         decisions = self._decisions(ex, body, route, inputs)
         private, sent = self._pii(inputs)
         cache = self.pipeline.cache
@@ -146,9 +151,12 @@ class EmbeddingsPath:
                 self.gate.check_budget(ex)
             ex.ttft_s = time.perf_counter() - ex.ctx.started
         else:
-            self.gate.reserve(
-                ex, body, [t.upstream_model for t in route.targets], completion_tokens=0
-            )
+            usable = [
+                t.upstream_model
+                for t in route.targets
+                if ctx.regions is None or t.region in ctx.regions
+            ]
+            self.gate.reserve(ex, body, usable, completion_tokens=0)
             fresh = await self._upstream(ex, body, route, missing, sent)
             if decisions is not None and cache is not None and decisions[0].write:
                 stored = {i: v for i, v in fresh.items() if i not in private}
@@ -207,7 +215,8 @@ class EmbeddingsPath:
         sent: dict[Input, str],
     ) -> dict[Input, _Vector]:
         call = {**body, "input": [wire_input(sent.get(i, i)) for i in missing]}
-        result, target = await self.router.embeddings(route, call)
+        steer = RouteRequest(regions=ex.ctx.regions, prompt_tokens=ex.est_prompt_tokens)
+        result, target = await self.router.embeddings(route, call, steer)
         ex.provider, ex.upstream_model = target.provider_name, target.upstream_model
         ex.ttft_s = time.perf_counter() - ex.ctx.started
         model = str(result.get("model") or target.upstream_model)

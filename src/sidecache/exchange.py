@@ -40,6 +40,10 @@ class RequestContext:
     user: str | None = None
     prompt: str | None = None
     """The last user turn, kept only when prompt logging is switched on."""
+    asked_regions: frozenset[str] | None = None
+    """Regions the request asked for (``x-sidecache-region``)."""
+    regions: frozenset[str] | None = None
+    """Regions it may be served from (key, tenant and header together); ``None``: any."""
 
 
 @dataclass
@@ -72,6 +76,10 @@ class Exchange:
     """The client left before the answer ended."""
     reservation: Reservation | None = None
     """Budget held for this request's estimated cost until it is settled."""
+    variant: str = ""
+    """The A/B variant of its model alias it was assigned (empty: the alias has none)."""
+    fallback: bool = False
+    """Another target than its variant's answered (the variant's could not)."""
     usage_estimated: bool = False
     """``usage`` is the gateway's estimate (the upstream reported none)."""
     settled: bool = False

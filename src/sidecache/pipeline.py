@@ -25,12 +25,14 @@ import orjson
 from sidecache.config import Config
 from sidecache.errors import GatewayError, ModelNotFound, UpstreamError, UpstreamProtocolError
 from sidecache.exchange import Exchange, RequestContext
+from sidecache.governance.regions import allowed_regions
 from sidecache.openai import sse
 from sidecache.openai.chunks import ChunkAccumulator, replay_chunks
 from sidecache.openai.ids import new_id
 from sidecache.openai.schemas import ChatRequest, message_text
 from sidecache.openai.stream_format import StreamFormat
-from sidecache.routing.router import Route, Router
+from sidecache.routing.choice import RouteRequest
+from sidecache.routing.router import Route, Router, TargetState
 from sidecache.routing.singleflight import Flight, FlightGroup
 
 if TYPE_CHECKING:
@@ -123,7 +125,9 @@ class Pipeline:
 
     # -- cache ------------------------------------------------------------------------------
 
-    def _decide(self, ctx: RequestContext, body: dict[str, Any], route: Route) -> Decision | None:
+    def _decide(
+        self, ctx: RequestContext, body: dict[str, Any], route: Route, variant: str
+    ) -> Decision | None:
         if self.cache is None or (route.spec is not None and not route.spec.cache):
             return None
         from sidecache.cache.policy import decide
@@ -136,6 +140,8 @@ class Pipeline:
             cache_control=ctx.cache_control,
             cfg=self.cfg.cache,
             space=self.cache.space,
+            regions=ctx.regions,
+            variant=variant,
         )
 
     def _threshold(self, ctx: RequestContext, route: Route) -> float:
@@ -160,6 +166,8 @@ class Pipeline:
             "x-sidecache-similarity": f"{hit.similarity:.4f}",
             "x-sidecache-entry": str(hit.entry.id),
         }
+        if ex.variant:
+            headers["x-sidecache-variant"] = ex.variant
         ex.outcome = "hit-exact" if hit.kind == "exact" else "hit-semantic"
         ex.saved_usage = stored.get("usage")
         ex.saved_model = stored.get("model", "")
@@ -211,8 +219,9 @@ class Pipeline:
         body: dict[str, Any],
         ctx: RequestContext,
         decision: Decision | None,
+        steer: RouteRequest,
     ) -> None:
-        (first, rest), target = await self.router.open_stream(route, body)
+        (first, rest), target = await self.router.open_stream(route, body, steer)
         flight.target = target
         flight.first_byte_at = time.perf_counter()
         acc = ChunkAccumulator()
@@ -244,8 +253,9 @@ class Pipeline:
         body: dict[str, Any],
         ctx: RequestContext,
         decision: Decision | None,
+        steer: RouteRequest,
     ) -> None:
-        completion, target = await self.router.complete(route, body)
+        completion, target = await self.router.complete(route, body, steer)
         flight.target = target
         flight.first_byte_at = time.perf_counter()
         choices = completion.get("choices") or []
@@ -288,6 +298,7 @@ class Pipeline:
         ex.model = route.alias if route.spec is not None else req.model
         ctx.user = req.user
         self.gate.admit(ex, route.alias, body)
+        steer = self._steer(ex, body, req, route)
         body, pii_found = self._redact(body)
         if self.cfg.server.log_prompts:
             users = [m for m in body.get("messages") or () if m.get("role") == "user"]
@@ -298,7 +309,7 @@ class Pipeline:
                 await asyncio.wait_for(self._cache_ready.wait(), CACHE_WAIT_SECONDS)
         pii = self.cfg.pii
         uncacheable = pii_found and (pii.never_cache or not pii.redact_upstream)
-        decision = None if uncacheable else self._decide(ctx, body, route)
+        decision = None if uncacheable else self._decide(ctx, body, route, ex.variant)
         ex.outcome = "bypass"
         if decision is not None and self.cache is not None:
             if decision.read:
@@ -309,12 +320,38 @@ class Pipeline:
                     return self._serve_hit(ex, req, hit, fmt)
             if decision.read or decision.write:
                 ex.outcome = "miss"
-        self.gate.reserve(ex, body, [t.upstream_model for t in route.targets])
+        usable = [
+            t.upstream_model
+            for t in route.targets
+            if ctx.regions is None or t.region in ctx.regions
+        ]
+        self.gate.reserve(ex, body, usable)
         if self.quality is not None:
             self.quality.on_upstream(ex, route, body)
         if decision is not None and self.cache is not None:
             self.cache.prepare(decision)
-        return await self._upstream(ex, body, req, route, decision, fmt)
+        return await self._upstream(ex, body, req, route, decision, steer, fmt)
+
+    def _steer(
+        self, ex: Exchange, body: dict[str, Any], req: ChatRequest, route: Route
+    ) -> RouteRequest:
+        """What routing needs to know of this request: where it may go (regions), its A/B
+        variant, and its expected size (for ``cheapest`` and the targets' own limits)."""
+        ctx = ex.ctx
+        ctx.regions = allowed_regions(ctx.key, self.cfg.tenants.get(ctx.tenant), ctx.asked_regions)
+        steer = RouteRequest(
+            regions=ctx.regions,
+            prompt_tokens=ex.est_prompt_tokens,
+            completion_tokens=self.gate.completions.estimate(route.alias, body),
+            stream=bool(req.stream),
+        )
+        if route.split is not None:
+            key_id = ctx.key.id if ctx.key is not None else None
+            sticky = route.spec.sticky if route.spec is not None else "key"
+            who = (req.user or key_id) if sticky == "user" else (key_id or req.user)
+            arm = route.split.assign(who)
+            ex.variant, steer.first = arm.label, arm.target
+        return steer
 
     async def _lookup(
         self, ex: Exchange, decision: Decision, route: Route, body: dict[str, Any]
@@ -333,6 +370,7 @@ class Pipeline:
         req: ChatRequest,
         route: Route,
         decision: Decision | None,
+        steer: RouteRequest,
         fmt: StreamFormat | None = None,
     ) -> Answer:
         stream = bool(req.stream)
@@ -341,15 +379,20 @@ class Pipeline:
             key = f"{decision.key_hash}:{int(stream)}:{int(decision.write)}"
         runner = self._run_stream if stream else self._run_complete
         ctx = ex.ctx
-        flight, leader = self.flights.join(key, lambda f: runner(f, route, body, ctx, decision))
+        flight, leader = self.flights.join(
+            key, lambda f: runner(f, route, body, ctx, decision, steer)
+        )
         ex.coalesced = not leader
         headers: dict[str, str] = {"x-sidecache": ex.outcome}
+        if ex.variant:
+            headers["x-sidecache-variant"] = ex.variant
+        variant = route.targets[steer.first] if steer.first is not None else None
         if not stream:
             try:
                 completion = await flight.wait_result()
             finally:
                 flight.detach()
-                self._note_target(ex, flight)
+                self._note_target(ex, flight, variant)
             ex.usage = completion.get("usage")
             ex.completion = completion
             return Answer(headers, body=completion)
@@ -357,9 +400,9 @@ class Pipeline:
             await flight.first()
         except BaseException:
             flight.detach()
-            self._note_target(ex, flight)
+            self._note_target(ex, flight, variant)
             raise
-        self._note_target(ex, flight)
+        self._note_target(ex, flight, variant)
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return Answer(headers, stream=self._relay(flight, ex, include_usage, fmt))
 
@@ -377,11 +420,12 @@ class Pipeline:
             return body, False
         return ({**body, "messages": messages} if self.cfg.pii.redact_upstream else body), True
 
-    def _note_target(self, ex: Exchange, flight: Flight) -> None:
+    def _note_target(self, ex: Exchange, flight: Flight, variant: TargetState | None) -> None:
         target = flight.target
         if target is not None:
             ex.provider = target.provider_name
             ex.upstream_model = target.upstream_model
+            ex.fallback = variant is not None and target is not variant
         if flight.first_byte_at is not None:
             ex.ttft_s = max(0.0, flight.first_byte_at - ex.ctx.started)
 

@@ -139,3 +139,40 @@ def test_lookup_is_fast(tmp_path: Path) -> None:
     per_call = (time.perf_counter() - start) / n
     assert per_call < 50e-6, per_call
     store.close()
+
+
+OLD_SCHEMA = """
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY, prefix TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, tenant TEXT NOT NULL,
+    models TEXT, rpm INTEGER, tpm INTEGER, budget_usd REAL, budget_period TEXT,
+    created REAL NOT NULL, revoked REAL
+);
+CREATE TABLE key_generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+INSERT INTO key_generation (id, value) VALUES (1, 1);
+"""
+
+
+def test_a_state_db_from_before_regions_and_plans_keeps_working(tmp_path: Path) -> None:
+    import sqlite3
+
+    raw = KEY_PREFIX + "o" * 43
+    conn = sqlite3.connect(tmp_path / "state.db")
+    conn.executescript(OLD_SCHEMA)
+    conn.execute(
+        "INSERT INTO api_keys VALUES ('key_old', ?, ?, 'acme', NULL, 5, NULL, NULL, NULL, 1.0,"
+        " NULL)",
+        (raw[:12], hash_key(raw)),
+    )
+    conn.commit()
+    conn.close()
+    store = KeyStore(tmp_path)
+    old = store.lookup(raw)
+    assert old is not None and old.rpm == 5 and old.regions is None and old.plan is None
+    new_raw, new = store.create("acme", regions=["eu", "ch"], plan="pro")
+    store.close()
+    again = KeyStore(tmp_path)  # the migration is idempotent, the new fields persist
+    assert again.lookup(new_raw) == new and new.regions == ["eu", "ch"] and new.plan == "pro"
+    assert again.lookup(raw) == old
+    with pytest.raises(BadRequest):
+        again.create("acme", regions=[])
+    again.close()

@@ -125,6 +125,67 @@ EXTRA = {
         "anthropic/claude-sonnet-4": {"state": "half-open", "failures": 3},
         "local/llama3": "open",
     },
+    "targets": {
+        "openai/gpt-4o-mini": {
+            "circuit": "closed",
+            "region": "eu",
+            "in_flight": 3,
+            "calls": 812,
+            "error_rate": 0.012,
+            "latency_ms": 640.5,
+            "latency_p95_ms": 1830.0,
+            "rpm_free": 412.0,
+        },
+    },
+    "variants": {
+        "fast": {
+            "control": {
+                "requests": 900,
+                "hits": 300,
+                "misses": 560,
+                "errors": 4,
+                "fallbacks": 2,
+                "hit_rate": 0.349,
+                "error_rate": 0.0067,
+                "latency_p50_ms": 820.0,
+                "latency_p95_ms": 2100.0,
+                "cost_usd": 1.92,
+                "cost_per_1k_tokens": 0.00071,
+            },
+            "candidate": {
+                "requests": 100,
+                "hits": 30,
+                "misses": 70,
+                "errors": 0,
+                "fallbacks": 0,
+                "hit_rate": 0.3,
+                "error_rate": 0.0,
+                "latency_p50_ms": 610.0,
+                "latency_p95_ms": 1400.0,
+                "cost_usd": 0.08,
+                "cost_per_1k_tokens": 0.00022,
+            },
+        }
+    },
+    "budget_alerts": {
+        "counts": {"delivered": 1},
+        "recent": [
+            {
+                "scope": "key",
+                "key_id": "key_5f2a",
+                "tenant": "acme",
+                "plan": "pro",
+                "threshold": 0.8,
+                "budget_usd": 50.0,
+                "spent_usd": 40.1,
+                "period": "month",
+                "created_at": 1_700_000_000.0,
+                "status": "delivered",
+                "attempts": 2,
+                "error": None,
+            }
+        ],
+    },
 }
 
 
@@ -236,7 +297,18 @@ def test_dashboard_renders_live_stats(env: tuple[StatsServer, Browser]) -> None:
     for c in state["canvases"]:
         assert c["drawn"] == "1", c
         assert c["colored"] > 500, c  # data was drawn in colour, not just grid and labels
-    assert state["rows"] == {"tenants": 3, "models": 2, "providers": 2, "circuits": 3, "tags": 2}
+    assert state["rows"] == {
+        "tenants": 3,
+        "models": 2,
+        "providers": 2,
+        "circuits": 3,
+        "tags": 2,
+        "variants": 2,
+        "alerts": 1,
+    }
+    for figure in ("$ / 1K tok", "fast / candidate", "$0.00022", "[eu]", "1.2%", "412 rpm"):
+        assert figure in state["tables"], figure
+    assert "key key_5f2a (acme)" in state["tables"] and "delivered after 2 tries" in state["tables"]
     assert sorted(state["pills"]) == ["closed", "half-open", "open"]
     for name in ("acme", "globex", "initech", "fast", "smart", "openai", "anthropic"):
         assert name in state["tables"]

@@ -191,7 +191,8 @@ PAGE_STATE = """(() => {
     canvases: Array.from(document.querySelectorAll('canvas')).map(
       (c) => ({id: c.id, drawn: c.dataset.drawn, colored: colored(c)})),
     rows: {tenants: rows('t-tenants'), models: rows('t-models'), providers: rows('t-providers'),
-           circuits: rows('t-circuits'), tags: rows('t-tags')},
+           circuits: rows('t-circuits'), tags: rows('t-tags'), variants: rows('t-variants'),
+           alerts: rows('t-alerts')},
     pills: Array.from(document.querySelectorAll('.pill')).map((p) => p.textContent),
     banner: getComputedStyle(document.getElementById('banner')).display,
     bannerText: text('banner'),

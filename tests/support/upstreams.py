@@ -138,14 +138,17 @@ class Upstream:
         hang: bool = False,
         delay_ms: float = 0,
         count: int | None = None,
+        fail_rate: float = 0.0,
     ) -> None:
-        """Make the next ``count`` (None: all, until reset) chat requests fail, hang or lag."""
+        """Make the next ``count`` (None: all, until reset) chat requests fail, hang or lag;
+        with ``fail_rate``, only that share of them fails (at random, seeded)."""
         spec = {
             "fail_status": fail_status,
             "retry_after": retry_after,
             "hang": hang,
             "delay_ms": delay_ms,
             "count": count,
+            "fail_rate": fail_rate,
         }
         self.http.post(f"{self.url}/_control", json=spec).raise_for_status()
 

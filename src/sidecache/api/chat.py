@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import orjson
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from sidecache.openai.schemas import validate_chat
 from sidecache.pipeline import Answer, Pipeline
 
 MAX_TTL_SECONDS = 10 * 365 * 86_400.0
+_REGION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 """Ten years: longer is a typo or an attack, and ``inf`` would store an entry forever."""
 
 
@@ -39,6 +41,19 @@ def _tags(value: str | None) -> dict[str, str]:
     return tags
 
 
+def _regions(request: Request) -> frozenset[str] | None:
+    value = request.headers.get("x-sidecache-region")
+    if value is None:
+        return None
+    names = frozenset(r.strip() for r in value.split(",") if r.strip())
+    if not names or not all(_REGION.match(r) for r in names):
+        raise BadRequest(
+            "header x-sidecache-region must be region names separated by commas",
+            param="x-sidecache-region",
+        )
+    return names
+
+
 def authenticate(request: Request, ex: Exchange, *, api_key_header: bool = False) -> None:
     """Fill in the request's context from its headers and key (400 on a bad header, 401).
 
@@ -50,6 +65,7 @@ def authenticate(request: Request, ex: Exchange, *, api_key_header: bool = False
     ctx.threshold = _float_header(request, "x-sidecache-threshold", 0.0, 1.0)
     ctx.ttl = _float_header(request, "x-sidecache-ttl", 0.0, MAX_TTL_SECONDS)
     ctx.tags = _tags(h.get("x-sidecache-tags"))
+    ctx.asked_regions = _regions(request)
     try:
         authorization = h.get("authorization")
         if api_key_header and not authorization and h.get("x-api-key"):

@@ -22,6 +22,8 @@ async def _refresh(request: Request) -> dict[str, Any]:
     for target, status in circuits.items():
         recorder.set_circuit(target, status == "open")
     extra: dict[str, Any] = {"circuits": circuits, "in_flight": state.pipeline.in_flight}
+    extra["targets"] = state.router.targets()
+    extra["budget_alerts"] = state.gate.alerts.snapshot()
     if state.cache is not None:
         cache_stats = state.cache.stats()  # from memory: cheap and safe on the event loop
         recorder.set_cache_size(cache_stats.get("entries", 0), cache_stats.get("bytes", 0))
@@ -38,8 +40,10 @@ def _guard(request: Request) -> None:
 
 async def metrics(request: Request) -> Response:
     _guard(request)
-    await _refresh(request)
-    return Response(request.app.state.recorder.metrics.render(), media_type=PROMETHEUS)
+    extra = await _refresh(request)
+    recorder = request.app.state.recorder
+    recorder.routing.refresh(recorder.snapshot(extra), extra["targets"])
+    return Response(recorder.metrics.render(), media_type=PROMETHEUS)
 
 
 async def stats(request: Request) -> Response:

@@ -14,7 +14,7 @@ key text kept (only its hash): an embedding is never a semantic hit for another 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
@@ -36,9 +36,11 @@ def embedding_decisions(
     namespace: str | None,
     cache_control: str | None,
     cfg: CacheConfig,
+    regions: Collection[str] | None = None,
 ) -> list[Decision] | None:
     """One exact-only decision per input, in order; None when the cache may neither be read
-    nor written for this request."""
+    nor written for this request. ``regions``: a region-pinned request's regions are part of
+    the scope, as for chat (``policy.decide``)."""
     if not cfg.enabled:
         return None
     directives = {
@@ -55,6 +57,8 @@ def embedding_decisions(
         "namespace": namespace or "",
         "params": params,
     }
+    if regions is not None:
+        doc["regions"] = sorted(regions)
     try:
         canonical = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except TypeError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Collection
 from typing import Any
 
 import msgspec
@@ -161,12 +162,17 @@ def decide(
     cache_control: str | None,
     cfg: CacheConfig,
     space: str = "",
+    regions: Collection[str] | None = None,
+    variant: str = "",
 ) -> Decision:
     """Decide read/write, and compute the scope and key of a chat completion request.
 
     ``space`` names the embedding model the cache's vectors come from: it is part of the
     scope, so entries embedded by another model (a new adapter, another ``model_path``) are
-    never compared with this model's vectors; they simply age out.
+    never compared with this model's vectors; they simply age out. ``regions`` (the regions a
+    pinned request may be served from) and ``variant`` (its A/B variant) are part of the scope
+    too: an answer made in one region set never crosses into another, and the variants of a
+    split never answer for each other.
     """
     if not cfg.enabled:
         return _bypass("disabled")
@@ -206,6 +212,10 @@ def decide(
     }
     if space:
         scope_doc["space"] = space
+    if regions is not None:
+        scope_doc["regions"] = sorted(regions)
+    if variant:
+        scope_doc["variant"] = variant
     try:
         canonical = orjson.dumps(scope_doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except TypeError:

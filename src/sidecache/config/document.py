@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sidecache.config.alerts import AlertsConfig
 from sidecache.config.base import Base
 from sidecache.config.cache import CacheConfig
 from sidecache.config.governance import LimitsConfig, PIIConfig, Price
@@ -9,6 +10,7 @@ from sidecache.config.models import ModelAlias, RoutingConfig
 from sidecache.config.providers import ProviderConfig
 from sidecache.config.server import ObservabilityConfig, ServerConfig
 from sidecache.config.side_traffic import SideTrafficConfig
+from sidecache.config.tenants import PlanConfig, TenantConfig
 
 
 class Config(Base, frozen=True):
@@ -22,5 +24,8 @@ class Config(Base, frozen=True):
     pii: PIIConfig = PIIConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     side_traffic: SideTrafficConfig = SideTrafficConfig()
+    tenants: dict[str, TenantConfig] = {}
+    plans: dict[str, PlanConfig] = {}
+    alerts: AlertsConfig = AlertsConfig()
     passthrough_models: bool = False
     """Route a model name that is no alias to the first provider unchanged (env mode)."""

@@ -18,8 +18,9 @@ import msgspec
 from sidecache.config.base import Base
 from sidecache.config.document import Config
 from sidecache.config.governance import Price
-from sidecache.config.models import ModelAlias
+from sidecache.config.models import ModelAlias, check_models
 from sidecache.config.providers import ProviderConfig
+from sidecache.config.tenants import PlanConfig, TenantConfig, check_tenants
 from sidecache.errors import ConfigError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -46,20 +47,17 @@ def _interpolate(value: Any, path: str, env: dict[str, str]) -> Any:
 
 
 def _validate(cfg: Config) -> Config:
+    check_models(cfg.models, cfg.providers)
+    check_tenants(cfg.tenants, cfg.plans, cfg.models)
     for alias, model in cfg.models.items():
-        targets = [("targets", t.target) for t in model.targets]
         if model.shadow is not None:
-            targets.append(("shadow.target", model.shadow.target))
-        for field, target in targets:
-            provider, sep, upstream = target.partition("/")
+            provider, sep, upstream = model.shadow.target.partition("/")
+            where = f"config field models.{alias}.shadow.target"
             if not sep or not upstream:
-                raise ConfigError(
-                    f"config field models.{alias}.{field}: {target!r} is not 'provider/model'"
-                )
+                raise ConfigError(f"{where}: {model.shadow.target!r} is not 'provider/model'")
             if provider not in cfg.providers:
                 raise ConfigError(
-                    f"config field models.{alias}.{field}: provider {provider!r} is not defined"
-                    f" under [providers]"
+                    f"{where}: provider {provider!r} is not defined under [providers]"
                 )
         threshold = model.threshold if model.threshold is not None else cfg.cache.threshold
         if model.min_threshold is not None and model.min_threshold > threshold:
@@ -87,6 +85,8 @@ _NAMED_SECTIONS: dict[str, type[Base]] = {
     "providers": ProviderConfig,
     "models": ModelAlias,
     "pricing": Price,
+    "tenants": TenantConfig,
+    "plans": PlanConfig,
 }
 
 

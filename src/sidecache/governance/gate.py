@@ -18,8 +18,10 @@ from typing import Any
 from sidecache.config import Config
 from sidecache.errors import AuthenticationError, PermissionDenied
 from sidecache.exchange import Exchange
+from sidecache.governance.alerts import BudgetAlerts
 from sidecache.governance.budget import BudgetTracker
 from sidecache.governance.keys import KeyRecord, KeyStore
+from sidecache.governance.plans import with_plan
 from sidecache.governance.pricing import (
     CompletionEstimates,
     Pricing,
@@ -49,6 +51,9 @@ class Gate:
         self.keys = KeyStore(cfg.server.data_dir)
         self.limiter = RateLimiter(cfg.limits)
         self.budgets = BudgetTracker(cfg.server.data_dir, cfg.limits)
+        self.alerts = BudgetAlerts(
+            cfg, self.budgets, cfg.server.data_dir, on_status=recorder.routing.alert
+        )
         self.pricing = Pricing(cfg.pricing)
         self.completions = CompletionEstimates(cfg.limits.completion_estimate_tokens)
         self.admin_key = cfg.server.admin_key or os.environ.get("SIDECACHE_ADMIN_KEY", "")
@@ -56,6 +61,7 @@ class Gate:
 
     async def start(self) -> None:
         await self.budgets.start()
+        await self.alerts.start()
         host = self.cfg.server.host
         if self.cfg.server.allow_anonymous:
             if not self.loopback:
@@ -81,6 +87,7 @@ class Gate:
                 )
 
     async def aclose(self) -> None:
+        await self.alerts.aclose()
         await self.budgets.aclose()
         self.keys.close()
 
@@ -98,7 +105,7 @@ class Gate:
         if raw:
             record = self.keys.lookup(raw)
             if record is not None:
-                return record
+                return with_plan(record, self.cfg)
             if self.keys.known(raw) or not self.anonymous_allowed():
                 raise AuthenticationError("Incorrect API key provided (unknown or revoked)")
             return None
@@ -172,6 +179,8 @@ class Gate:
             user=ctx.user,
             status=ex.status,
             error_reason=ex.error_reason or None,
+            variant=ex.variant,
+            fallback=ex.fallback,
         )
         hit = ex.outcome in HITS
         if hit and ex.saved_usage:
@@ -206,6 +215,11 @@ class Gate:
             self.limiter.settle(key.id, key.tpm, ex.est_prompt_tokens, used, hit=hit)
             self.budgets.settle(ex.reservation, key.id, key.tenant, rec.cost_usd)
             ex.reservation = None
+            if rec.cost_usd > 0:
+                try:
+                    self.alerts.check(key)
+                except Exception:  # an alert must never cost a request its accounting
+                    log.exception("budget alert check failed")
         self.recorder.record(rec, ctx.prompt)
         return rec
 

@@ -19,6 +19,7 @@ within that interval and a new key usable at once.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import sqlite3
 import threading
@@ -60,7 +61,28 @@ INSERT OR IGNORE INTO key_generation (id, value) VALUES (1, 0);
 
 _BUMP = "UPDATE key_generation SET value = value + 1 WHERE id = 1"
 
-_COLUMNS = "id, prefix, tenant, models, rpm, tpm, budget_usd, budget_period, created, revoked"
+_COLUMNS = (
+    "id, prefix, tenant, models, rpm, tpm, budget_usd, budget_period, created, revoked,"
+    " regions, plan"
+)
+
+_REGION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+"""A region name, as targets declare it (``config.models.Label``)."""
+
+_ADDED_COLUMNS = {"regions": "TEXT", "plan": "TEXT"}
+"""Columns added after the first release: ``_migrate`` adds them to older ``state.db`` files."""
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns an older ``api_keys`` table lacks (their NULL means: not set)."""
+    have = {str(row[1]) for row in conn.execute("PRAGMA table_info(api_keys)").fetchall()}
+    for name, kind in _ADDED_COLUMNS.items():
+        if name not in have:
+            try:
+                conn.execute(f"ALTER TABLE api_keys ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 class KeyRecord(msgspec.Struct, kw_only=True, frozen=True):
@@ -80,6 +102,10 @@ class KeyRecord(msgspec.Struct, kw_only=True, frozen=True):
     """Unix time of creation."""
     revoked: bool = False
     revoked_at: float | None = None
+    regions: list[str] | None = None
+    """Only targets in these regions may serve this key; ``None``: any (or its tenant's)."""
+    plan: str | None = None
+    """The plan whose limits apply where this key sets none (``[plans.NAME]``)."""
 
     def allows(self, model: str) -> bool:
         """Whether this key may call the model alias ``model``."""
@@ -92,7 +118,7 @@ def hash_key(raw: str) -> bytes:
 
 
 def _row_to_record(row: tuple[object, ...]) -> KeyRecord:
-    (kid, prefix, tenant, models, rpm, tpm, budget, period, created, revoked) = row
+    (kid, prefix, tenant, models, rpm, tpm, budget, period, created, revoked, regions, plan) = row
     return KeyRecord(
         id=str(kid),
         prefix=str(prefix),
@@ -105,6 +131,8 @@ def _row_to_record(row: tuple[object, ...]) -> KeyRecord:
         created=float(created) if isinstance(created, int | float) else 0.0,
         revoked=revoked is not None,
         revoked_at=float(revoked) if isinstance(revoked, int | float) else None,
+        regions=orjson.loads(regions) if isinstance(regions, str) else None,
+        plan=str(plan) if isinstance(plan, str) and plan else None,
     )
 
 
@@ -118,6 +146,7 @@ class KeyStore:
     def __init__(self, data_dir: str | Path, *, refresh_interval: float = 0.5) -> None:
         self._conn: sqlite3.Connection = open_state_db(data_dir)
         self._conn.executescript(_SCHEMA)
+        _migrate(self._conn)
         self._lock = threading.Lock()
         self._refresh_interval = refresh_interval
         self._by_hash: dict[bytes, KeyRecord] = {}
@@ -174,6 +203,8 @@ class KeyStore:
         tpm: int | None = None,
         budget_usd: float | None = None,
         budget_period: Period | None = None,
+        regions: list[str] | None = None,
+        plan: str | None = None,
     ) -> tuple[str, KeyRecord]:
         """Make a key; returns the raw key (shown once, never stored) and its record."""
         if not tenant:
@@ -185,6 +216,13 @@ class KeyStore:
             raise BadRequest("budget_usd must not be negative", param="budget_usd")
         if budget_usd is not None and budget_period is None:
             budget_period = "month"
+        if regions is not None and not regions:
+            raise BadRequest("a region-pinned key needs at least one region", param="regions")
+        for region in regions or ():
+            if not _REGION.match(region):
+                raise BadRequest(
+                    f"region {region!r}: use letters, digits and _.:- (up to 64)", param="regions"
+                )
         raw = KEY_PREFIX + secrets.token_urlsafe(32)
         record = KeyRecord(
             id="key_" + secrets.token_hex(8),
@@ -196,11 +234,13 @@ class KeyStore:
             budget_usd=budget_usd,
             budget_period=budget_period,
             created=time.time(),
+            regions=list(regions) if regions is not None else None,
+            plan=plan or None,
         )
         digest = hash_key(raw)
         with self._lock:
             self._write(
-                f"INSERT INTO api_keys (hash, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO api_keys (hash, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     digest,
                     record.id,
@@ -213,6 +253,8 @@ class KeyStore:
                     record.budget_period,
                     record.created,
                     None,
+                    orjson.dumps(record.regions).decode() if record.regions is not None else None,
+                    record.plan,
                 ),
             )
             self._by_hash[digest] = record

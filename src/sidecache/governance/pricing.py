@@ -123,6 +123,13 @@ class Pricing:
             (prompt_tokens - cached) * p.input + cached * cached_rate + completion_tokens * p.output
         ) / 1_000_000
 
+    def expected_cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """USD a call is expected to cost, ``None`` when ``model`` has no price (routing by
+        price must not take an unknown price for a free one)."""
+        if self.price(model) is None:
+            return None
+        return self.cost(model, prompt_tokens, completion_tokens)
+
 
 def estimate_tokens(text: str) -> int:
     """A cheap token estimate for BPE tokenisers (cl100k/o200k-like).

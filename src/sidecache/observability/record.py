@@ -45,3 +45,7 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     status: int = 200
     error_reason: str | None = None
     """A short machine-readable reason when ``outcome == "error"`` (e.g. ``upstream_timeout``)."""
+    variant: str = ""
+    """The A/B variant of the model alias, when it has variants."""
+    fallback: bool = False
+    """A target other than the variant's answered: the variant's own target did not."""

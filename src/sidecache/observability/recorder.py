@@ -8,7 +8,9 @@ from sidecache.config import ObservabilityConfig
 from sidecache.observability.logs import AccessLog
 from sidecache.observability.metrics import Metrics
 from sidecache.observability.record import RequestRecord
+from sidecache.observability.routing_metrics import RoutingMetrics
 from sidecache.observability.stats import Stats
+from sidecache.observability.variants import VariantStats
 
 
 class Recorder:
@@ -23,6 +25,8 @@ class Recorder:
     ) -> None:
         cfg = config if config is not None else ObservabilityConfig()
         self.metrics = Metrics()
+        self.routing = RoutingMetrics(self.metrics.registry)
+        self.variants = VariantStats(cfg.latency_samples)
         self.stats = Stats(
             bucket_seconds=cfg.stats_bucket_seconds,
             window_seconds=cfg.stats_window_seconds,
@@ -37,6 +41,9 @@ class Recorder:
         """Account one finished request; ``prompt`` is logged only if ``log_prompts`` is on."""
         self.metrics.record_request(rec)
         self.stats.record(rec)
+        if rec.variant:
+            self.routing.record_request(rec)
+            self.variants.record(rec)
         if self.access_log is not None:
             self.access_log.log(rec, prompt)
 
@@ -53,4 +60,6 @@ class Recorder:
 
     def snapshot(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """The ``/stats`` document."""
-        return self.stats.snapshot(extra)
+        doc = self.stats.snapshot(extra)
+        doc["variants"] = self.variants.snapshot()
+        return doc

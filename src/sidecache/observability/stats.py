@@ -96,6 +96,9 @@ class _Counts:
             "saved_tokens": self.saved_tokens,
             "cost_usd": round(self.cost_usd, 6),
             "saved_usd": round(self.saved_usd, 6),
+            "cost_per_1k_tokens": per_1k(
+                self.cost_usd, self.prompt_tokens + self.completion_tokens
+            ),
             "usage_estimated": self.estimated,
             "abandoned": self.abandoned,
         }
@@ -104,12 +107,13 @@ class _Counts:
 class _Provider:
     """Per-provider health: traffic, errors by reason, recent latency and TTFT samples."""
 
-    __slots__ = ("cost_usd", "errors", "latency", "reasons", "requests", "ttft")
+    __slots__ = ("cost_usd", "errors", "latency", "reasons", "requests", "tokens", "ttft")
 
     def __init__(self, samples: int) -> None:
         self.requests = 0
         self.errors = 0
         self.cost_usd = 0.0
+        self.tokens = 0
         self.reasons: dict[str, int] = {}
         self.latency: deque[float] = deque(maxlen=samples)
         self.ttft: deque[float] = deque(maxlen=samples)
@@ -122,6 +126,7 @@ class _Provider:
             "error_rate": self.errors / self.requests if self.requests else 0.0,
             "errors_by_reason": dict(self.reasons),
             "cost_usd": round(self.cost_usd, 6),
+            "cost_per_1k_tokens": per_1k(self.cost_usd, self.tokens),
             "latency_p50_ms": _ms(percentile(lat, 0.5)),
             "latency_p95_ms": _ms(percentile(lat, 0.95)),
             "ttft_p50_ms": _ms(percentile(ttft, 0.5)),
@@ -140,6 +145,11 @@ class _Bucket:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 2)
+
+
+def per_1k(usd: float, tokens: int) -> float | None:
+    """Dollars per thousand tokens spent; ``None`` before any token."""
+    return round(usd * 1000.0 / tokens, 6) if tokens else None
 
 
 class Stats:
@@ -185,6 +195,7 @@ class Stats:
             p = self._provider(rec.provider)
             p.requests += 1
             p.cost_usd += rec.cost_usd
+            p.tokens += rec.prompt_tokens + rec.completion_tokens
             if rec.outcome == "error":
                 p.errors += 1
             else:

@@ -1,7 +1,10 @@
 """Target choice: the order in which an alias's targets are tried for one request.
 
-Each strategy is a small class with ``order(n) -> list[int]``; the router walks that order,
-skipping targets whose circuit is open, so fallback falls out of the same loop.
+Each strategy is a small class with ``order(choice) -> list[int]``; the router walks that
+order, skipping targets that may not or cannot take the request (region, open circuit,
+Retry-After, upstream limits), so fallback falls out of the same loop. ``STRATEGIES`` maps the
+names used in ``[models.ALIAS] strategy`` to factories; the strategies that rank by price,
+latency, load or errors live in modules of their own.
 """
 
 from __future__ import annotations
@@ -11,9 +14,16 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from sidecache.config import RoutingConfig
+from sidecache.routing.cheapest import Cheapest
+from sidecache.routing.choice import Choice
+from sidecache.routing.fastest import Fastest
+from sidecache.routing.least_busy import LeastBusy
+from sidecache.routing.reliable import Reliable
+
 
 class Strategy(Protocol):
-    def order(self) -> list[int]:
+    def order(self, choice: Choice) -> list[int]:
         """Indices of the targets, first choice first."""
         ...
 
@@ -25,7 +35,7 @@ class RoundRobin:
         self.n = n
         self._next = itertools.count()
 
-    def order(self) -> list[int]:
+    def order(self, choice: Choice | None = None) -> list[int]:
         start = next(self._next) % self.n
         return [(start + i) % self.n for i in range(self.n)]
 
@@ -37,7 +47,7 @@ class Weighted:
         self.weights = list(weights)
         self._rng = rng or random.Random()
 
-    def order(self) -> list[int]:
+    def order(self, choice: Choice | None = None) -> list[int]:
         keys = [self._rng.random() ** (1.0 / w) for w in self.weights]  # Efraimidis-Spirakis
         return sorted(range(len(keys)), key=keys.__getitem__, reverse=True)
 
@@ -48,12 +58,19 @@ class Fallback:
     def __init__(self, n: int) -> None:
         self._order = list(range(n))
 
-    def order(self) -> list[int]:
+    def order(self, choice: Choice | None = None) -> list[int]:
         return list(self._order)
 
 
-STRATEGIES: dict[str, Callable[[Sequence[float]], Strategy]] = {
-    "round-robin": lambda w: RoundRobin(len(w)),
-    "weighted": lambda w: Weighted(w),
-    "fallback": lambda w: Fallback(len(w)),
+Factory = Callable[[Sequence[float], RoutingConfig], Strategy]
+"""``(target weights, routing config) -> Strategy``, one instance per alias."""
+
+STRATEGIES: dict[str, Factory] = {
+    "round-robin": lambda w, cfg: RoundRobin(len(w)),
+    "weighted": lambda w, cfg: Weighted(w),
+    "fallback": lambda w, cfg: Fallback(len(w)),
+    "cheapest": lambda w, cfg: Cheapest(),
+    "fastest": lambda w, cfg: Fastest(cfg.health.explore_share),
+    "least-busy": lambda w, cfg: LeastBusy(),
+    "reliable": lambda w, cfg: Reliable(),
 }

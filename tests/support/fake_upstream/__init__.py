@@ -17,8 +17,8 @@ handling can be tested against real HTTP:
   for the adaptive-threshold benchmark;
 
 * server-wide, with ``POST /_control`` (``fail_status``, ``retry_after``, ``hang``, ``delay_ms``,
-  ``count``) and ``POST /_reset``; ``GET /_stats`` and ``GET /_requests?last=N`` let tests see
-  what reached the upstream (bodies as received, secrets redacted).
+  ``count``, ``fail_rate``) and ``POST /_reset``; ``GET /_stats`` and ``GET /_requests?last=N``
+  let tests see what reached the upstream (bodies as received, secrets redacted).
 
 Run it as a process: ``python -m support.fake_upstream --port N [--host H] [--name NAME]
 [--kind K] [--answers FILE]`` (with ``tests/`` on ``PYTHONPATH``); or import

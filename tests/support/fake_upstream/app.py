@@ -110,6 +110,7 @@ def build_app(name: str, kind: str = "openai", answers: str | None = None) -> St
                 hang=bool(spec.get("hang", False)),
                 delay_ms=float(spec.get("delay_ms") or 0),
                 count=spec.get("count"),
+                fail_rate=float(spec.get("fail_rate") or 0),
             )
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
             return _json({"error": {"message": f"bad control: {exc}"}}, 400)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DIRECTIVE = re.compile(
     r"\[\[(status|delay|chunk_delay|hang|cut|malformed|error_event|fail_on|slow_on)"
@@ -79,22 +80,31 @@ def parse_directives(text: str, name: str) -> tuple[str, Faults]:
 
 @dataclass(slots=True)
 class Control:
-    """Server-wide misbehaviour set by ``POST /_control``; ``count`` limits how many requests."""
+    """Server-wide misbehaviour set by ``POST /_control``; ``count`` limits how many requests.
+
+    ``fail_rate`` (0..1) makes only that share of requests fail, at random (seeded, so a run
+    repeats), with ``fail_status`` (default 500).
+    """
 
     fail_status: int | None = None
     retry_after: float | None = None
     hang: bool = False
     delay_ms: float = 0.0
     count: int | None = None
+    fail_rate: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(20240601))
 
     @property
     def active(self) -> bool:
-        return self.fail_status is not None or self.hang or self.delay_ms > 0
+        return self.fail_status is not None or self.hang or self.delay_ms > 0 or self.fail_rate > 0
 
     def apply(self, faults: Faults) -> None:
         faults.hang = faults.hang or self.hang
         faults.delay += self.delay_ms / 1000
-        if self.fail_status is not None and faults.status is None:
-            faults.status = self.fail_status
+        failing = self.fail_status is not None
+        if self.fail_rate > 0:
+            failing = self.rng.random() < self.fail_rate
+        if failing and faults.status is None:
+            faults.status = self.fail_status or 500
             if self.retry_after is not None:
                 faults.retry_after = _fmt_seconds(self.retry_after)
