@@ -22,6 +22,8 @@ from support import Gateway, Upstream, UpstreamSet, basic_config
 from support.counters import gateway_stats, wait_for
 from support.keys import Key, create_key
 
+from sidecache.config import CacheConfig
+
 ADMIN = "sk-admin-hit-quality"
 ONNX_DIR = Path.home() / ".cache" / "sidecache-test" / "onnx"
 PARA_A = "How do I reverse a list in Python?"
@@ -271,7 +273,8 @@ def test_a_wrong_hit_is_kept_for_review_and_moves_the_threshold_which_survives_a
     # the same kind of question no longer hits at the loose threshold
     assert ask(gw, key, "What is the capital of Italy?", "loose").headers["x-sidecache"] == "miss"
     # an alias with no data keeps its configured threshold
-    assert quality(gw)["models"]["m1"]["effective_threshold"] == 0.9
+    default = CacheConfig().threshold
+    assert quality(gw)["models"]["m1"]["effective_threshold"] == default
 
     gw.restart()
     resumed = quality(gw)["models"]["loose"]

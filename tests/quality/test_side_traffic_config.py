@@ -35,7 +35,8 @@ def test_defaults_leave_side_traffic_off(tmp_path: Path) -> None:
     assert m.audit_budget_usd == 1.0 and m.audit_agree == 0.85 and m.min_threshold is None
     assert cfg.side_traffic.max_in_flight == 8 and cfg.side_traffic.timeout_seconds == 120.0
     policy = policy_of(cfg, m)
-    assert policy.configured == policy.floor == 0.9 and not policy.adaptive
+    default = config.CacheConfig().threshold
+    assert policy.configured == policy.floor == default and not policy.adaptive
 
 
 def test_everything_set(tmp_path: Path) -> None:
@@ -61,7 +62,7 @@ def test_everything_set(tmp_path: Path) -> None:
         ("audit_rate = 1.5\n", "audit_rate"),
         ("target_error_rate = 0\n", "target_error_rate"),
         ("audit_budget_usd = -1\n", "audit_budget_usd"),
-        ("min_threshold = 0.95\n", "min_threshold (0.95) is above the alias's threshold (0.9)"),
+        ("min_threshold = 0.95\n", "min_threshold (0.95) is above the alias's threshold (0.75)"),
         ("audit_rat = 0.1\n", "audit_rat"),
         ("[side_traffic]\nmax_in_flight = 0\n", "max_in_flight"),
     ],

@@ -333,8 +333,10 @@ class KeyStore:
 
     def ever_created(self) -> bool:
         """Whether any key exists, revoked ones included. Only a store that never held a key
-        lets a gateway run open: revoking the last key must not open the door again."""
-        self._maybe_refresh()
+        lets a gateway run open: revoking the last key must not open the door again. While it
+        looks open, every call checks the database, so a key created a moment ago closes it
+        for the very next request."""
+        self._maybe_refresh(now_or_never=not self._by_hash)
         return bool(self._by_hash)
 
     def close(self) -> None:
