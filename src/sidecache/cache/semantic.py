@@ -26,7 +26,7 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -45,6 +45,7 @@ from sidecache.cache.policy import Decision
 from sidecache.cache.ranking import NEAR_TIE, choose, surface_similarity
 from sidecache.cache.rebuilds import Rebuilds
 from sidecache.cache.replica import ReplicaSync
+from sidecache.cache.write_behind import WriteBehind
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -111,7 +112,7 @@ class SemanticCache:
         self._replica: ReplicaSync | None = None
         self._pending = Pending()
         self._exact = ExactKeys()
-        self._writes: set[asyncio.Future[Any]] = set()
+        self._behind = WriteBehind(self._store_exec, lambda: self.store_backend, self._written)
         self._ids = IdBlocks(self._allocate_ids)
         self._vectors: OrderedDict[str, asyncio.Future[npt.NDArray[np.float32]]] = OrderedDict()
         self._counts: dict[str, int] = dict.fromkeys(
@@ -151,6 +152,7 @@ class SemanticCache:
         return self._embedder
 
     async def _in_store(self, fn: Callable[..., T], *args: Any) -> T:
+        self._behind.drain()  # queued writes first: store jobs run in submission order
         return await asyncio.get_running_loop().run_in_executor(self._store_exec, fn, *args)
 
     async def _in_index(self, fn: Callable[..., T], *args: Any) -> T:
@@ -214,8 +216,7 @@ class SemanticCache:
     async def wait_writes(self) -> None:
         """Wait until every answer put so far is in the store, and its size counted (tests,
         benchmarks, shutdown)."""
-        while self._writes:
-            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        await self._behind.wait()
         if not self._closing and self._store is not None:
             await self._refresh_size()
 
@@ -411,46 +412,32 @@ class SemanticCache:
         if vec is not None and self._index is not None:
             await self._in_index(self._index.add, entry.scope, [entry.id], vec.reshape(1, -1))
             self._rebuilds.schedule()
-        # Submitted now, on the store's one thread: a later delete or flush runs after it.
-        write = asyncio.get_running_loop().run_in_executor(
-            self._store_exec, self.store_backend.put, entry
-        )
-        self._writes.add(write)
-        write.add_done_callback(functools.partial(self._written, entry))
+        self._behind.queue(entry)
         self._counts["stores"] += 1
         return entry
 
-    def _written(self, entry: Entry, write: asyncio.Future[int | None]) -> None:
-        """The durable write ended: the store answers for the entry now, or, if it failed,
-        the entry leaves memory and the index (the client has its answer; it is not cached)."""
-        self._writes.discard(write)
-        self._pending.written(entry)
+    def _written(self, batch: list[Entry], results: list[int | BaseException | None]) -> None:
+        """A batch of durable writes ended: the store answers for each entry now, or, for one
+        that failed, the entry leaves memory and the index (the client has its answer; it is
+        not cached)."""
         replaced: list[int] = []
-        if write.cancelled() or write.exception() is not None:
-            self._counts["store_failures"] += 1
-            exc = write.exception() if not write.cancelled() else asyncio.CancelledError()
-            assert exc is not None
-            self._log_error("cache write failed, answer not cached", exc)
-            replaced.append(entry.id)
-        else:
-            old = write.result()
-            if old is not None:
-                replaced.append(old)
+        for entry, result in zip(batch, results, strict=True):
+            self._pending.written(entry)
+            if isinstance(result, BaseException):
+                self._counts["store_failures"] += 1
+                self._log_error("cache write failed, answer not cached", result)
+                replaced.append(entry.id)
+            elif result is not None:
+                replaced.append(result)
             else:  # counted at once; the periodic refresh adds other replicas' entries
                 self._entries += 1
                 self._bytes += len(entry.response) + len(entry.vector)
         if replaced and self._index is not None and not self._closing:
-            self._track(self._in_index(self._index.remove, replaced))
+            self._behind.track(self._in_index(self._index.remove, replaced))
         now = time.monotonic()
         if not self._closing and not self._sizing and now - self._sized_at > _SIZE_EVERY:
             self._sizing = True  # one size refresh behind the writes, at most once a second
-            self._track(self._refresh_size())
-
-    def _track(self, work: Awaitable[Any]) -> None:
-        """Background work that ``wait_writes`` (and so ``aclose``) waits for."""
-        task = asyncio.ensure_future(work)
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+            self._behind.track(self._refresh_size())
 
     async def _remove(self, ids: list[int]) -> int:
         if not ids:
