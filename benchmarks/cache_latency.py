@@ -6,7 +6,7 @@ measures, with one client: p50/p99 latency of exact hits, semantic hits (verifie
 and misses, non-streamed, and time to first token streamed; then hits per second with 1, 8 and
 64 concurrent clients; the embedding batch sizes the micro-batcher formed under load; and the
 cold start (process start to the first served semantic hit on an existing data dir).
-Prints a table per backend and writes benchmarks/results/cache_latency.json.
+Prints a table per backend and writes cache_latency.json (``--save``: into benchmarks/results/).
 
     python benchmarks/cache_latency.py [--backends onnx,torch] [-n 300] [--seconds 5]
 """
@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from loadgen import encode_request, run, ttft  # noqa: E402
+from report import add_save_flag, results_dir  # noqa: E402
 from support import Gateway, basic_config, start_upstream, write_config  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 ONNX_DIR = ROOT / "benchmarks" / ".cache" / "onnx"
 ADMIN = "sk-bench-admin"
 
@@ -199,6 +199,7 @@ def main() -> None:
     ap.add_argument("--backends", default="onnx,torch")
     ap.add_argument("-n", type=int, default=300, help="sequential requests per latency row")
     ap.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
+    add_save_flag(ap)
     args = ap.parse_args()
     results = [bench_backend(b, args) for b in args.backends.split(",")]
 
@@ -224,7 +225,6 @@ def main() -> None:
         print(f"semantic hits/s, 64 clients vs 1: {res['semantic_scaling_64_vs_1']:.1f}x")
         print(f"embedding batch sizes seen: {res['batch_sizes']}")
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": "cache_latency",
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
@@ -237,8 +237,9 @@ def main() -> None:
             "verifier_added_p50_ms": "< 2",
         },
     }
-    (RESULTS / "cache_latency.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"\nwrote {RESULTS / 'cache_latency.json'}")
+    path = results_dir(args.save) / "cache_latency.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

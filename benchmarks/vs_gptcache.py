@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import pairs
+from report import add_save_flag, results_dir
 
 GPTCACHE_THRESHOLDS = (0.95, 0.90, 0.80)
 
@@ -288,6 +289,7 @@ def main() -> None:
         default=None,
         help="sidecache's own cosine threshold to add (default: from the last sweep)",
     )
+    add_save_flag(ap)
     args = ap.parse_args()
     try:
         import gptcache  # noqa: F401
@@ -333,8 +335,7 @@ def main() -> None:
         print_table(wl.name, rows, len(wl.queries))
         print(f"({time.perf_counter() - t0:.0f}s)")
         report[wl.name] = {"queries": len(wl.queries), "inserts": len(wl.inserts), "rows": rows}
-    pairs.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = pairs.RESULTS_DIR / f"vs_gptcache_{args.backend}.json"
+    out = results_dir(args.save) / f"vs_gptcache_{args.backend}.json"
     out.write_text(json.dumps(report, indent=1))
     print(f"\nwrote {out}")
 
