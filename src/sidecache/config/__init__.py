@@ -14,6 +14,7 @@ from sidecache.config.loading import SERVER_ENV, from_dict, from_env, load, serv
 from sidecache.config.models import BreakerConfig, ModelAlias, RetryConfig, RoutingConfig, Target
 from sidecache.config.providers import ProviderConfig, Timeouts
 from sidecache.config.server import ObservabilityConfig, ServerConfig
+from sidecache.config.shared import GovernanceConfig
 
 __all__ = [
     "SERVER_ENV",
@@ -22,6 +23,7 @@ __all__ = [
     "CacheConfig",
     "Config",
     "EmbedderConfig",
+    "GovernanceConfig",
     "LimitsConfig",
     "ModelAlias",
     "ObservabilityConfig",

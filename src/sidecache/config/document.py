@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from sidecache.config.base import Base
-from sidecache.config.cache import CacheConfig
+from sidecache.config.cache import CacheConfig, RedisConfig
 from sidecache.config.governance import LimitsConfig, PIIConfig, Price
 from sidecache.config.models import ModelAlias, RoutingConfig
 from sidecache.config.providers import ProviderConfig
 from sidecache.config.server import ObservabilityConfig, ServerConfig
+from sidecache.config.shared import GovernanceConfig
 
 
 class Config(Base, frozen=True):
@@ -20,5 +21,8 @@ class Config(Base, frozen=True):
     limits: LimitsConfig = LimitsConfig()
     pii: PIIConfig = PIIConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    redis: RedisConfig = RedisConfig()
+    """The Redis server shared parts use (``[cache.redis]`` is its older name)."""
+    governance: GovernanceConfig = GovernanceConfig()
     passthrough_models: bool = False
     """Route a model name that is no alias to the first provider unchanged (env mode)."""

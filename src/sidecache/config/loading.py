@@ -20,6 +20,7 @@ from sidecache.config.document import Config
 from sidecache.config.governance import Price
 from sidecache.config.models import ModelAlias
 from sidecache.config.providers import ProviderConfig
+from sidecache.config.shared import resolve_redis
 from sidecache.errors import ConfigError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -61,6 +62,10 @@ def _validate(cfg: Config) -> Config:
     for name, p in cfg.providers.items():
         if not p.base_url:
             raise ConfigError(f"config field providers.{name}.base_url is empty")
+    redis = resolve_redis(cfg.redis, cfg.cache.redis)
+    if redis != cfg.redis or redis != cfg.cache.redis:  # one Redis, whichever name set it
+        cache = msgspec.structs.replace(cfg.cache, redis=redis)
+        cfg = msgspec.structs.replace(cfg, redis=redis, cache=cache)
     return cfg
 
 
