@@ -256,7 +256,7 @@ class Pipeline:
             raise
         ex.model = route.alias if route.spec is not None else req.model
         ctx.user = req.user
-        self.gate.admit(ex, route.alias, body)
+        await self.gate.admit(ex, route.alias, body)
         body, pii_found = self._redact(body)
         if self.cfg.server.log_prompts:
             users = [m for m in body.get("messages") or () if m.get("role") == "user"]
@@ -272,7 +272,7 @@ class Pipeline:
         if decision is not None and self.cache is not None:
             if decision.read:
                 if not self.cfg.limits.serve_hits_over_budget:
-                    self.gate.check_budget(ex)
+                    await self.gate.check_budget(ex)
                 hit = await self.cache.lookup(
                     decision, threshold=self._threshold(ctx, route), verify=self._verifier(route)
                 )
@@ -280,7 +280,7 @@ class Pipeline:
                     return self._serve_hit(ex, req, hit)
             if decision.read or decision.write:
                 ex.outcome = "miss"
-        self.gate.reserve(ex, body, [t.upstream_model for t in route.targets])
+        await self.gate.reserve(ex, body, [t.upstream_model for t in route.targets])
         if decision is not None and self.cache is not None:
             self.cache.prepare(decision)
         return await self._upstream(ex, body, req, route, decision)

@@ -18,15 +18,14 @@ from typing import Any
 from sidecache.config import Config
 from sidecache.errors import AuthenticationError, PermissionDenied
 from sidecache.exchange import Exchange
-from sidecache.governance.budget import BudgetTracker
-from sidecache.governance.keys import KeyRecord, KeyStore
+from sidecache.governance.backends import Governance, open_governance
+from sidecache.governance.keys import KeyRecord
 from sidecache.governance.pricing import (
     CompletionEstimates,
     Pricing,
     estimate_prompt_tokens,
     estimate_tokens,
 )
-from sidecache.governance.ratelimit import RateLimiter
 from sidecache.observability.record import HITS, RequestRecord
 from sidecache.observability.recorder import Recorder
 
@@ -43,19 +42,29 @@ def bearer(authorization: str | None) -> str | None:
 class Gate:
     """Holds keys, limits, budgets and prices; the pipeline calls it at fixed points."""
 
-    def __init__(self, cfg: Config, recorder: Recorder, *, loopback: bool) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        recorder: Recorder,
+        *,
+        loopback: bool,
+        governance: Governance | None = None,
+    ) -> None:
+        """``governance``: keys, limits and spend; default: opened as ``governance.store``
+        says (blocking: a shared store connects here)."""
         self.cfg = cfg
         self.recorder = recorder
-        self.keys = KeyStore(cfg.server.data_dir)
-        self.limiter = RateLimiter(cfg.limits)
-        self.budgets = BudgetTracker(cfg.server.data_dir, cfg.limits)
+        self.state = governance if governance is not None else open_governance(cfg)
+        self.keys = self.state.keys
+        self.limiter = self.state.limits
+        self.budgets = self.state.spend
         self.pricing = Pricing(cfg.pricing)
         self.completions = CompletionEstimates(cfg.limits.completion_estimate_tokens)
         self.admin_key = cfg.server.admin_key or os.environ.get("SIDECACHE_ADMIN_KEY", "")
         self.loopback = loopback
 
     async def start(self) -> None:
-        await self.budgets.start()
+        await self.state.start()
         host = self.cfg.server.host
         if self.cfg.server.allow_anonymous:
             if not self.loopback:
@@ -81,8 +90,7 @@ class Gate:
                 )
 
     async def aclose(self) -> None:
-        await self.budgets.aclose()
-        self.keys.close()
+        await self.state.aclose()
 
     def anonymous_allowed(self) -> bool:
         """Explicit config wins; by default only a loopback gateway that never had a key runs
@@ -112,7 +120,7 @@ class Gate:
         given = bearer(authorization) or query_key or ""
         return bool(self.admin_key) and hmac.compare_digest(given, self.admin_key)
 
-    def admit(self, ex: Exchange, alias: str, body: dict[str, Any]) -> None:
+    async def admit(self, ex: Exchange, alias: str, body: dict[str, Any]) -> None:
         """Check model access and rate limits, charging the prompt's estimated tokens."""
         ex.est_prompt_tokens = estimate_prompt_tokens(body.get("messages") or (), body.get("tools"))
         key = ex.ctx.key
@@ -122,14 +130,17 @@ class Gate:
             raise PermissionDenied(
                 f"this key may not use the model `{alias}`", param="model", code="model_not_allowed"
             )
-        self.limiter.check_request(key.id, key.rpm, key.tpm, ex.est_prompt_tokens)
+        if key.rpm or key.tpm:
+            await self.limiter.admit(key, ex.est_prompt_tokens)
 
-    def check_budget(self, ex: Exchange) -> None:
+    async def check_budget(self, ex: Exchange) -> None:
         """For hits when ``limits.serve_hits_over_budget`` is off: refuse an exhausted key."""
         if ex.ctx.key is not None:
-            self.budgets.check(ex.ctx.key)
+            await self.budgets.check(ex.ctx.key)
 
-    def reserve(self, ex: Exchange, body: dict[str, Any], upstream_models: Sequence[str]) -> None:
+    async def reserve(
+        self, ex: Exchange, body: dict[str, Any], upstream_models: Sequence[str]
+    ) -> None:
         """Admit a miss against the key's and tenant's budgets, holding its estimated cost
         (prompt + expected completion, at the dearest of the targets that may serve it)."""
         key = ex.ctx.key
@@ -140,7 +151,7 @@ class Gate:
             (self.pricing.cost(m, ex.est_prompt_tokens, completion) for m in upstream_models),
             default=0.0,
         )
-        ex.reservation = self.budgets.reserve(key, usd)
+        ex.reservation = await self.budgets.reserve(key, usd)
 
     def settle(self, ex: Exchange) -> RequestRecord:
         """Turn the facts of a finished request into money and counters, and record them."""
@@ -183,7 +194,8 @@ class Gate:
         key = ctx.key
         if key is not None:
             used = rec.prompt_tokens + rec.completion_tokens
-            self.limiter.settle(key.id, key.tpm, ex.est_prompt_tokens, used, hit=hit)
+            if key.tpm:
+                self.limiter.settle(key, ex.est_prompt_tokens, used, hit=hit)
             self.budgets.settle(ex.reservation, key.id, key.tenant, rec.cost_usd)
             ex.reservation = None
         self.recorder.record(rec, ctx.prompt)
