@@ -27,7 +27,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from sidecache import providers
-from sidecache.api import admin, chat, errors, models, observe
+from sidecache.api import admin, admin_keys, chat, errors, models, observe
 from sidecache.api.concurrency import ConcurrencyLimit
 from sidecache.config import Config
 from sidecache.datadir import private_dir
@@ -162,6 +162,10 @@ def build_app(config: Config) -> Starlette:
         Route("/admin/cache/entries", admin.cache_entries, methods=["GET"]),
         Route("/admin/cache/entries/{entry_id}", admin.delete_entry, methods=["DELETE"]),
         Route("/admin/cache/flush", admin.flush, methods=["POST"]),
+        Route("/admin/keys", admin_keys.create_key, methods=["POST"]),
+        Route("/admin/keys", admin_keys.list_keys, methods=["GET"]),
+        Route("/admin/keys/{key_id}", admin_keys.revoke_key, methods=["DELETE"]),
+        Route("/admin/keys/{key_id}/rotate", admin_keys.rotate_key, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

@@ -55,6 +55,14 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = msgspec.structs.replace(
         cfg, server=msgspec.structs.replace(cfg.server, host=host, port=port)
     )
+    if cfg.governance.store == "redis":  # keys live there: no point starting without it
+        from sidecache.fleet.connection import connect
+
+        try:
+            connect(cfg.redis).close()
+        except GatewayError as exc:
+            sock.close()
+            raise ConfigError(f'governance.store = "redis": {exc.message}') from exc
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()), format="%(message)s", stream=sys.stderr
     )

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 import orjson
@@ -41,6 +41,7 @@ KEY_PREFIX = "sk-sc-"
 _DISPLAY_CHARS = 6  # random characters kept in the display prefix (~36 of 256 bits)
 
 Period = Literal["day", "month"]
+K = TypeVar("K")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -103,6 +104,10 @@ def hash_key(raw: str) -> bytes:
     return hashlib.sha256(raw.encode()).digest()
 
 
+def new_key_id() -> str:
+    return "key_" + secrets.token_hex(8)
+
+
 def new_secret() -> tuple[str, str]:
     """A fresh raw key and its display prefix."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -110,9 +115,9 @@ def new_secret() -> tuple[str, str]:
 
 
 def with_grace(
-    by_hash: dict[bytes, KeyRecord], retired: Iterable[tuple[str, float]]
-) -> dict[bytes, KeyRecord]:
-    """``by_hash`` with each record's ``grace_until``: the latest deadline of its rotated-out
+    by_hash: dict[K, KeyRecord], retired: Iterable[tuple[str, float]]
+) -> dict[K, KeyRecord]:
+    """The records with their ``grace_until``: the latest deadline of their rotated-out
     secrets, if one is still ahead."""
     now = time.time()
     latest: dict[str, float] = {}
@@ -229,7 +234,7 @@ class KeyStore:
             budget_period = "month"
         raw, prefix = new_secret()
         record = KeyRecord(
-            id="key_" + secrets.token_hex(8),
+            id=new_key_id(),
             prefix=prefix,
             tenant=tenant,
             models=list(models) if models is not None else None,
