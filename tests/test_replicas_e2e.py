@@ -13,12 +13,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from support import Gateway, UpstreamSet, basic_config, write_config
-from support.counters import settled, wait_for
+from support.chromium import CHROMIUM, PAGE_STATE, Browser, cdp_session
+from support.counters import gateway_stats, wait_for
 from support.keys import create_key, keys_cli
 from support.redis_server import RedisServer, redis_server
 
@@ -59,6 +61,31 @@ def fleet(
     return gws
 
 
+def fleet_stats(gw: Gateway) -> dict[str, Any]:
+    with gw.http(ADMIN) as http:
+        r = http.get("/stats", params={"scope": "fleet"})
+    assert r.status_code == 200, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def fleet_settled(gw: Gateway, requests: int, replicas: int = 3) -> dict[str, Any]:
+    """``/stats?scope=fleet`` once every replica has published ``requests`` settled requests."""
+    doc: dict[str, Any] = {}
+
+    def done() -> bool:
+        nonlocal doc
+        doc = fleet_stats(gw)
+        return bool(
+            len(doc["replicas"]) == replicas
+            and doc["totals"]["requests"] >= requests
+            and doc["in_flight"] == 0
+        )
+
+    assert wait_for(done, 5.0), (doc.get("totals"), doc.get("replicas"))
+    return doc
+
+
 async def spread(fleet: list[Gateway], key: str, texts: list[str], **kw: object) -> list[int]:
     """Status codes of ``texts`` sent all at once, request i to replica i % 3."""
     clients = [gw.async_client(key, timeout=60) for gw in fleet]
@@ -95,10 +122,9 @@ def test_a_budget_holds_against_a_burst_spread_over_the_fleet(
     # max_tokens = 5 makes each request's estimate exactly its real cost ($1).
     texts = [f"[[delay:300]] budget question {i:03d}" for i in range(30)]
     codes = asyncio.run(spread(fleet, key.raw, texts, max_tokens=5))
-    spent = sum(
-        settled(gw, codes[i::3].count(200), ADMIN)["tenants"].get("burst", {}).get("cost_usd", 0)
-        for i, gw in enumerate(fleet)
-    )
+    fleet_doc = fleet_settled(fleet[2], 30)  # the whole fleet, read through any replica
+    spent = fleet_doc["tenants"]["burst"]["cost_usd"]
+    assert fleet_doc["tenants"]["burst"]["requests"] == 30
     print(f"$3 budget, 30 at once over 3 replicas: {codes.count(200)} admitted, ${spent:.2f}")
     assert codes.count(200) == 3 and codes.count(429) == 27, codes
     assert spent == pytest.approx(3.0)  # never more than one estimate ($1) over
@@ -136,3 +162,49 @@ def test_a_revocation_through_the_cli_reaches_every_replica_within_a_second(
                 "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key.raw}"}
             )
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_the_fleet_view_sums_the_replicas_and_the_dashboard_shows_it(
+    fleet: list[Gateway],
+    upstreams: UpstreamSet,
+    gateway_factory: Callable[..., Gateway],
+    tmp_path: Path,
+) -> None:
+    key = create_key(fleet[0].config_path, "viewer")
+    codes = asyncio.run(spread(fleet, key.raw, [f"fleet question {i:02d}" for i in range(12)]))
+    assert codes == [200] * 12
+    doc = fleet_settled(fleet[1], 12)
+    assert doc["scope"] == "fleet" and len(doc["replicas"]) == 3
+    assert doc["tenants"]["viewer"]["requests"] == 12
+    assert doc["shared_state"]["redis"] == "up" and doc["shared_state"]["replicas_alive"] == 3
+    one = gateway_stats(fleet[1], ADMIN)  # the default is this replica alone
+    assert one["tenants"]["viewer"]["requests"] == 4 and "replicas" not in one
+    with fleet[0].http(ADMIN) as http:
+        bad = http.get("/stats", params={"scope": "everything"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "scope"
+    alone = gateway_factory(basic_config(upstreams, tmp_path / "alone"))
+    with alone.http(None) as http:
+        r = http.get("/stats", params={"scope": "fleet"})
+    assert r.status_code == 400 and "shared Redis" in r.json()["error"]["message"]
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed")
+    pytest.importorskip("websockets")
+    browser = Browser()
+
+    async def page() -> dict[str, Any]:
+        async with cdp_session(browser) as cdp:
+            url = f"{fleet[2].url}/dashboard?scope=fleet&key={ADMIN}"
+            await cdp.send("Page.navigate", {"url": url})
+            await cdp.wait_for("Number(document.body.dataset.renderCount || 0) >= 1")
+            state: dict[str, Any] = await cdp.eval(PAGE_STATE)
+            state["problems"] = cdp.problems()
+            return state
+
+    try:
+        state = asyncio.run(page())
+    finally:
+        browser.close()
+    assert state["problems"] == [] and state["banner"] == "none"
+    assert "fleet of 3" in state["status"]
+    assert state["kpi"]["requests"] == f"{fleet_stats(fleet[2])['totals']['requests']:,}"

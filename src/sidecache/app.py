@@ -32,8 +32,10 @@ from sidecache.api.concurrency import ConcurrencyLimit
 from sidecache.config import Config
 from sidecache.datadir import private_dir
 from sidecache.errors import GatewayError
+from sidecache.fleet.link import FleetLink
 from sidecache.governance.gate import Gate
 from sidecache.governance.pii import Redactor
+from sidecache.observability.fleet import FleetStats
 from sidecache.observability.recorder import Recorder
 from sidecache.pipeline import Pipeline
 from sidecache.routing.router import Router
@@ -80,6 +82,23 @@ def _load_verifier(config: Config) -> Any:
     return verifier.for_embedder(vectors).check
 
 
+def _start_fleet(config: Config, state: Any, gate: Gate) -> FleetLink | None:
+    """With a shared Redis, publish this replica's figures for ``/stats?scope=fleet``; returns
+    the link made here (when governance did not bring one), for the caller to close."""
+    link: FleetLink | None = getattr(gate.state, "link", None)
+    shared_cache = config.cache.enabled and config.cache.store == "redis"
+    own = None
+    if link is None and shared_cache:
+        link = own = FleetLink(config.redis)
+        own.start()
+    if link is not None:
+        state.fleet = FleetStats(
+            link, lambda: observe.local_snapshot(state), shared_cache=shared_cache
+        )
+        state.fleet.start()
+    return own
+
+
 def start_line(config: Config, gate: Gate, router: Router) -> str:
     """The one line that tells an operator what this gateway is."""
     s = config.server
@@ -116,6 +135,8 @@ def build_app(config: Config) -> Starlette:
         )
         gate = state.gate = Gate(config, recorder, loopback=is_loopback(config.server.host))
         await gate.start()
+        state.fleet = None
+        own_link = _start_fleet(config, state, gate)
         redactor = Redactor(config.pii.kinds or None) if config.pii.enabled else None
         pipeline = state.pipeline = Pipeline(
             config, router, gate=gate, redactor=redactor, cache_expected=config.cache.enabled
@@ -147,6 +168,10 @@ def build_app(config: Config) -> Starlette:
                 await state.cache.aclose()
             for p in upstreams.values():
                 await p.aclose()
+            if state.fleet is not None:
+                await state.fleet.aclose()
+            if own_link is not None:
+                await own_link.aclose()
             await gate.aclose()
 
     routes = [

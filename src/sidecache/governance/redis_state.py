@@ -1,20 +1,18 @@
 """``governance.store = "redis"``: keys, limits and spend shared by every replica.
 
-Opens one blocking client (the key store's writes and its watcher thread) and one asyncio
-client (limits and spend on the request path), a ``RedisHealth`` breaker they share with the
-fleet parts, and this replica's ``Presence``. Redis unreachable at start is a start-up error
-that names the URL (password hidden).
+Opens one blocking client (the key store's writes and its watcher thread) and the replica's
+``FleetLink``: the asyncio client of limits and spend on the request path, the ``RedisHealth``
+breaker they share with the fleet view, and this replica's ``Presence``. Redis unreachable at
+start is a start-up error that names the URL (password hidden).
 """
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 from sidecache.config import Config
-from sidecache.fleet.connection import connect, connect_async
-from sidecache.fleet.health import RedisHealth
-from sidecache.fleet.presence import Presence
+from sidecache.fleet.connection import connect
+from sidecache.fleet.link import FleetLink
 from sidecache.governance.backends import Governance
 from sidecache.governance.redis_keys import RedisKeyStore
 from sidecache.governance.redis_limits import RedisLimits
@@ -40,38 +38,52 @@ def hold_seconds(cfg: Config) -> float:
 
 
 class SharedGovernance(Governance):
-    """``Governance`` plus what the shared backend adds: the breaker, the presence, the ids."""
+    """``Governance`` plus the replica's ``FleetLink`` (id, client, breaker, presence), which
+    the fleet view of ``/stats`` shares."""
 
-    def __init__(self, cfg: Config, replica_id: str | None = None) -> None:
-        self.replica_id = replica_id or uuid.uuid4().hex[:12]
-        prefix = cfg.redis.key_prefix
+    def __init__(self, cfg: Config, link: FleetLink | None = None) -> None:
+        self.link = link if link is not None else FleetLink(cfg.redis)
         keys = open_keys(cfg)
-        self.client = connect_async(cfg.redis)
-        self.health = RedisHealth(cfg.redis.timeout_seconds)
-        self.presence = Presence(self.client, prefix, self.replica_id, self.health)
+        client, prefix, health = self.link.client, self.link.prefix, self.link.health
+        presence = self.link.presence
         super().__init__(
             keys=keys,
-            limits=RedisLimits(self.client, prefix, self.health, cfg.limits),
+            limits=RedisLimits(client, prefix, health, cfg.limits),
             spend=RedisSpend(
-                self.client,
+                client,
                 prefix,
-                self.health,
+                health,
                 cfg.limits,
                 hold_seconds=hold_seconds(cfg),
-                replicas=lambda: self.presence.count,
+                replicas=lambda: presence.count,
             ),
         )
         self.key_store = keys
 
+    def figures(self) -> dict[str, object]:
+        """How the shared state is doing, for ``/stats`` (``shared_state``)."""
+        health = self.link.health
+        limits, spend = self.limits, self.spend
+        assert isinstance(limits, RedisLimits) and isinstance(spend, RedisSpend)
+        return {
+            "store": "redis",
+            "redis": "up" if health.up else "down",
+            "redis_outages": health.outages,
+            "replicas_alive": self.link.presence.count,
+            "keys_stale_seconds": round(self.key_store.stale_seconds, 3),
+            "limit_fallbacks": limits.fallbacks,
+            "budget_fallbacks": spend.fallbacks,
+            "unsent_settlements": spend.unsent,
+        }
+
     async def start(self) -> None:
         self.key_store.start_watching()
-        self.presence.start()
+        self.link.start()
         await super().start()
 
     async def aclose(self) -> None:
         await super().aclose()
-        await self.presence.aclose()
-        await self.client.aclose()
+        await self.link.aclose()
 
 
 def open_governance(cfg: Config, data_dir: Path) -> SharedGovernance:
