@@ -58,6 +58,10 @@ async def _start_cache(config: Config, data_dir: Path, state: Any, pipeline: Pip
 
     cache = state.cache = SemanticCache(config.cache, data_dir)
     await cache.start()
+    fleet = getattr(state, "fleet", None)
+    if fleet is not None and hasattr(cache.store_backend, "health"):
+        # one breaker per process: a request meets a stuck Redis once, not once per part
+        cache.store_backend.health = fleet.link.health
     verify = None
     if config.cache.semantic and config.cache.verifier.enabled:
         verify = await asyncio.to_thread(_load_verifier, config)

@@ -48,7 +48,9 @@ def connect(cfg: RedisConfig) -> redis.Redis:
             protocol=2,
             socket_timeout=cfg.timeout_seconds,
             socket_connect_timeout=cfg.timeout_seconds,
-            retry=Retry(NoBackoff(), 1),  # heals a pooled connection a restart closed
+            # heals a pooled connection a restart closed; a timeout is not retried (it would
+            # only double the wait on a Redis that is stuck)
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
     except ValueError as exc:
         raise ServiceUnavailable(f"invalid Redis URL {shown}: {exc}") from exc

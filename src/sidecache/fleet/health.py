@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import redis
+
 from sidecache.fleet.connection import REDIS_ERRORS
 
 __all__ = ["RedisDown", "RedisHealth"]
@@ -25,7 +27,7 @@ log = logging.getLogger("sidecache.fleet")
 T = TypeVar("T")
 
 
-class RedisDown(Exception):
+class RedisDown(redis.ConnectionError):
     """Redis did not answer (now, or recently enough that it was not asked)."""
 
 
@@ -37,8 +39,11 @@ class RedisHealth:
         timeout: float,
         retry_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        what: str = ": applying limits.on_redis_down",
     ) -> None:
+        """``what``: said in the log line when Redis stops answering (what happens now)."""
         self.timeout = timeout
+        self.what = what
         self.retry_seconds = retry_seconds
         self.clock = clock
         self.down_since: float | None = None
@@ -52,7 +57,8 @@ class RedisHealth:
     def up(self) -> bool:
         return self.down_since is None
 
-    def _may_try(self) -> bool:
+    def may_try(self) -> bool:
+        """True while up, and for one probe per ``retry_seconds`` while down."""
         if self.down_since is None:
             return True
         now = self.clock()
@@ -64,12 +70,28 @@ class RedisHealth:
     async def call(self, work: Callable[[], Awaitable[T]]) -> T:
         """``await work()`` bounded by the timeout; ``RedisDown`` if it fails, or at once while
         the breaker is open (between probes)."""
-        if not self._may_try():
+        if not self.may_try():
             self.failures += 1
             raise RedisDown("Redis is not answering")
         try:
             async with asyncio.timeout(self.timeout):
                 result = await work()
+        except REDIS_ERRORS as exc:
+            self.failed(exc)
+            raise RedisDown(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            self._probing = False
+            raise
+        self.succeeded()
+        return result
+
+    def call_sync(self, work: Callable[[], T]) -> T:
+        """``call`` for blocking clients (the bound is the client's own socket timeout)."""
+        if not self.may_try():
+            self.failures += 1
+            raise RedisDown("Redis is not answering")
+        try:
+            result = work()
         except REDIS_ERRORS as exc:
             self.failed(exc)
             raise RedisDown(str(exc) or type(exc).__name__) from exc
@@ -86,7 +108,7 @@ class RedisHealth:
         if self.down_since is None:
             self.down_since = self.clock()
             self.outages += 1
-            log.warning("Redis is not answering (%s): applying limits.on_redis_down", exc)
+            log.warning("Redis is not answering (%s)%s", exc, self.what)
 
     def succeeded(self) -> None:
         self._probing = False

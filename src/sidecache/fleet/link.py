@@ -22,7 +22,9 @@ class FleetLink:
         self.prefix = cfg.key_prefix
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
         self.client = connect_async(cfg)
-        self.health = RedisHealth(cfg.timeout_seconds)
+        self.health = RedisHealth(
+            cfg.timeout_seconds, what=": cache lookups are misses, limits.on_redis_down applies"
+        )
         self.presence = Presence(self.client, self.prefix, self.replica_id, self.health)
         self._started = False
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 import uuid
@@ -50,6 +49,7 @@ _ADJ = {"day": "daily", "month": "monthly"}
 DAY_TTL = 40 * 86_400
 MONTH_TTL = 400 * 86_400
 SETTLED_TTL = 86_400
+_REPLAY_BATCH = 500
 
 # KEYS: spent, held, until for each budget;  ARGV: rid, usd, hold_ms, check_only, limit...
 # Returns {1, used...} (used before this hold) or {0, index of the used-up budget, used}.
@@ -295,9 +295,16 @@ class RedisSpend:
         that did get through are no-ops)."""
         async with self._replaying:
             while self._ledger:
-                keys, args = self._ledger[0]
-                await self.health.call(functools.partial(self._settle, keys=keys, args=args))
-                self._ledger.pop(0)
+                batch = self._ledger[:_REPLAY_BATCH]
+
+                async def send(batch: list[tuple[list[str], list[Any]]] = batch) -> Any:
+                    pipe = self._r.pipeline(transaction=False)
+                    for keys, args in batch:
+                        await self._settle(keys=keys, args=args, client=pipe)
+                    return await pipe.execute()
+
+                await self.health.call(send)
+                del self._ledger[: len(batch)]
 
     async def _replay_forever(self) -> None:
         while True:
