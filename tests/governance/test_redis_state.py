@@ -93,7 +93,7 @@ def test_revoke_by_key_or_prefix_and_rotate(stores: list[RedisKeyStore]) -> None
 def test_known_keys_work_offline_for_a_bounded_time(
     redis_server: RedisServer, redis_prefix: str
 ) -> None:
-    server = RedisServer().start()
+    server = RedisServer(persist=True).start()
     try:
         admin = key_store(server, redis_prefix)
         replica = key_store(server, redis_prefix, offline_seconds=0.5)
@@ -112,6 +112,25 @@ def test_known_keys_work_offline_for_a_bounded_time(
         admin.close()
     finally:
         server.close()
+
+
+def test_a_redis_that_comes_back_empty_is_an_outage_for_keys(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    admin = key_store(redis_server, redis_prefix)
+    replica = key_store(redis_server, redis_prefix, offline_seconds=0.6)
+    replica.start_watching()
+    raw, _ = admin.create("acme")
+    admin.create("globex")
+    wait(lambda: replica.lookup(raw) is not None)
+    client = connect(RedisConfig(url=redis_server.url))
+    client.delete(*client.keys(f"{redis_prefix}gov:*"))  # a restart without persistence
+    time.sleep(0.3)
+    assert replica.lookup(raw) is not None  # the known keys, for the offline bound
+    wait(lambda: replica.lookup(raw) is None, timeout=3.0)  # then Redis's (empty) table
+    assert not replica.ever_created()
+    replica.close()
+    admin.close()
 
 
 def key(kid: str = "key_1", **kw: object) -> KeyRecord:

@@ -84,6 +84,7 @@ class RedisKeyStore:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._synced_at = time.monotonic()
+        self._lost_at: float | None = None
         self.reloads = 0
         self._table = self._read()
 
@@ -109,15 +110,35 @@ class RedisKeyStore:
         return _Table(int(gen or 0), by_hash, old, by_id)
 
     def refresh(self, *, force: bool = False) -> bool:
-        """Reload if the generation moved (or ``force``); True if it reloaded. Blocking."""
-        if not force and int(self._r.get(self._k_gen) or 0) == self._table.generation:
-            self._synced_at = time.monotonic()
+        """Reload if the generation moved (or ``force``); True if it reloaded. Blocking.
+
+        A generation that went backwards means Redis came back without its data (restarted
+        with no persistence, or a failover to an empty server): that is treated like an outage,
+        the keys known here keep working for ``offline_seconds``, then Redis's table is taken.
+        """
+        gen = int(self._r.get(self._k_gen) or 0)
+        now = time.monotonic()
+        if not force and gen < self._table.generation:
+            if self._lost_at is None:
+                self._lost_at = now
+                log.error(
+                    "keys: Redis lost the key table (generation %d, was %d): serving the keys"
+                    " known here for %gs; run Redis with persistence (appendonly yes)",
+                    gen,
+                    self._table.generation,
+                    self.offline_seconds,
+                )
+            if now - self._lost_at < self.offline_seconds:
+                self._synced_at = now  # Redis answers: the bound here is the loss's own
+                return False
+        elif not force and gen == self._table.generation:
+            self._synced_at = now
             return False
         table = self._read()
         with self._lock:
-            if force or table.generation >= self._table.generation:
-                self._table = table
-            self._synced_at = time.monotonic()
+            self._table = table
+            self._synced_at = now
+            self._lost_at = None
         self.reloads += 1
         return True
 
@@ -142,7 +163,7 @@ class RedisKeyStore:
                     pass  # several changes at once: one reload
                 self.refresh()
                 if failing:
-                    log.warning("keys: Redis answers again; the key table is current")
+                    log.warning("keys: Redis answers again")
                     failing = False
             except redis.RedisError as exc:
                 if not failing:
