@@ -41,7 +41,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import redis
@@ -50,6 +49,7 @@ from redis.retry import Retry
 
 from sidecache.cache.entries import ChangeEvent, ChangeLogGap, Entry, HitBuffer, Store
 from sidecache.errors import ServiceUnavailable
+from sidecache.fleet.connection import redact_url
 from sidecache.fleet.health import RedisHealth
 
 if TYPE_CHECKING:
@@ -179,18 +179,6 @@ return {id, f[1], f[2], f[3], f[4]}
 """
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def _num(value: float) -> str:
     """A float as Redis and Lua read it back exactly (shortest round-trip repr)."""
     return repr(float(value))
@@ -295,7 +283,6 @@ class RedisStore:
         """Store and announce in one script; see ``Store.put``."""
         if entry.id <= 0:
             raise ValueError("Entry.id must come from allocate_ids")
-        self._write_touches()
         body = _ENCODE.encode(
             msgspec.structs.replace(entry, id=0, vector=b"", hits=0, last_hit=0.0)
         )
@@ -326,6 +313,8 @@ class RedisStore:
             self._k_events,
         ]
         replaced = self._put(keys=keys, args=args)
+        with contextlib.suppress(redis.RedisError):  # kept for the next write if refused
+            self._write_touches()  # after: hits on this entry while it was written count
         if not replaced:
             return None
         self._hits.forget([int(replaced)])
@@ -458,6 +447,26 @@ class RedisStore:
             ):
                 if scope is not None and vec:
                     yield entry_id, scope.decode(), bytes(vec)
+
+    def iter_ids(self) -> Iterator[tuple[int, str]]:
+        """``(id, scope)`` of every entry (a page of scopes per round trip, no vectors)."""
+        for page in self._id_pages(10_000):
+            for entry_id, (scope,) in zip(page, self._fields(page, ("scope",)), strict=True):
+                if scope is not None:
+                    yield entry_id, scope.decode()
+
+    @_guarded
+    def vectors(self, ids: Sequence[int]) -> list[tuple[int, str, bytes]]:
+        """``(id, scope, vector)`` of these entries that exist and have a vector."""
+        out: list[tuple[int, str, bytes]] = []
+        for start in range(0, len(ids), 5000):
+            page = [int(i) for i in ids[start : start + 5000]]
+            for entry_id, (scope, vec) in zip(
+                page, self._fields(page, ("scope", "v")), strict=True
+            ):
+                if scope is not None and vec:
+                    out.append((entry_id, scope.decode(), bytes(vec)))
+        return out
 
     def iter_key_hashes(self) -> Iterator[str]:
         for key_hash, _ in self._r.hscan_iter(self._k_kh, count=5000):
