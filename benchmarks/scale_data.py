@@ -30,7 +30,9 @@ NOISE = 0.02
 QUERY_NOISE = 0.0165
 """Per-dimension noise of a query: cosine about 0.95 with the entry it paraphrases."""
 
-_VERBS = "reverse sort merge split parse validate cache index compress encrypt format deploy".split()
+_VERBS = (
+    "reverse sort merge split parse validate cache index compress encrypt format deploy".split()
+)
 _OBJECTS = (
     "a list|a dictionary|a string|a CSV file|a JSON document|a date|a URL|an image|a log file"
     "|a database table|a web page|an API response|a config file|a zip archive|a PDF"
@@ -64,10 +66,7 @@ def base_prompts(n: int = BASE, seed: int = 7) -> list[str]:
     """Up to ``n`` distinct template prompts (shuffled deterministically)."""
     pools = [
         (f"How do I {v} {o} in {t}?" for v, o, t in itertools.product(_VERBS, _OBJECTS, _TECH)),
-        (
-            f"What is the {a} of {e}?"
-            for a, e in itertools.product(_ATTRIBUTES, _ENTITIES)
-        ),
+        (f"What is the {a} of {e}?" for a, e in itertools.product(_ATTRIBUTES, _ENTITIES)),
         (
             f"Explain {c} to {a} in {k} sentences."
             for c, a, k in itertools.product(_CONCEPTS, _AUDIENCES, ("two", "three", "five"))
