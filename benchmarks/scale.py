@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -365,6 +366,30 @@ def http_hits(gw: Gateway, samples: int) -> dict[str, Any]:
     return out
 
 
+def http_paired(small: Gateway, big: Gateway, samples: int) -> dict[str, Any]:
+    """Semantic hits sent alternately to a 10k gateway and this one: on a shared machine, only
+    requests taken side by side see the same load."""
+    texts = [t.replace("How do I", "How can I") for t in REAL]
+    lat: dict[str, list[float]] = {"10k": [], "this": []}
+    with (
+        httpx.Client(base_url=small.url, timeout=60) as a,
+        httpx.Client(base_url=big.url, timeout=60) as b,
+    ):
+        for i in range(samples):
+            body = {"model": "m1", "messages": [{"role": "user", "content": texts[i % len(texts)]}]}
+            for name, http in (("10k", a), ("this", b)) if i % 2 else (("this", b), ("10k", a)):
+                t = time.perf_counter()
+                r = http.post(
+                    "/v1/chat/completions", json=body, headers={"cache-control": "no-store"}
+                )
+                if r.headers.get("x-sidecache") == "hit-semantic":
+                    lat[name].append((time.perf_counter() - t) * 1000)
+    out = {f"{k}_p50_ms": round(pct(v, 50), 2) for k, v in lat.items()}
+    out |= {f"{k}_p99_ms": round(pct(v, 99), 2) for k, v in lat.items()}
+    out["p50_delta_ms"] = round(out["this_p50_ms"] - out["10k_p50_ms"], 2)
+    return out
+
+
 def store_figures(
     store: str,
     idx: ScopeIndex | None,
@@ -407,6 +432,20 @@ def store_figures(
         out["index_kinds"] = stats.get("index_kinds")
         out["http"] = http_hits(gw, args.http)
         out["rss_bytes_per_entry"] = round((rss(gw) - baseline.get(store, 0)) / max(1, n))
+        if args.paired and n > 10_000:  # a 10k gateway beside it, asked in turn
+            small = work / "s"
+            if store == "sqlite":
+                fill_sqlite(small, scope, vecs[:10_000], real)
+            else:
+                fill_redis(url, "small:", scope, vecs[:10_000], real)
+            gws = Gateway(
+                write_config(work, gateway_text(upstream, small, store, url, "small:"), "s.toml"),
+                log_path=work / "s.log",
+            )
+            start(gws)
+            http_hits(gws, 20)
+            out["http_paired_with_10k"] = http_paired(gws, gw, args.http)
+            gws.stop()
         gw.stop(timeout=120)
         # a new replica: no saved graph, its mirror loaded from the store
         fresh = work / "b"
@@ -473,6 +512,7 @@ def empty_rss(
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop children on kill too
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--stores", default="sqlite,redis")
@@ -482,6 +522,12 @@ def main() -> None:
         "--until-hnsw",
         action="store_true",
         help="wait for a new replica's graph at every size (minutes at 1M)",
+    )
+    parser.add_argument(
+        "--no-paired",
+        dest="paired",
+        action="store_false",
+        help="skip the side-by-side HTTP comparison with a 10k gateway",
     )
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--sweep-size", type=int, default=100_000)
@@ -560,6 +606,13 @@ def table(results: dict[str, Any]) -> None:
             mem = f"{s['rss_bytes_per_entry']}"
             if "redis_bytes_per_entry_beyond_answer" in s:
                 mem += f"+{s['redis_bytes_per_entry_beyond_answer']}r"
+            paired = s.get("http_paired_with_10k")
+            if paired:
+                print(
+                    f"{'':>9} {store:<7} side by side with a 10k gateway: semantic hit p50"
+                    f" {paired['this_p50_ms']} ms vs {paired['10k_p50_ms']} ms"
+                    f" (delta {paired['p50_delta_ms']} ms)"
+                )
             print(
                 f"{int(n):>9,} {store:<7}{ix['lookup_p50_ms']:>8}/{ix['lookup_p99_ms']:<8}"
                 f"{ix['recall_paraphrase']['top1']:>8.3f}"
