@@ -206,6 +206,42 @@ def sweep(size: int, queries: int) -> list[dict[str, Any]]:
     return rows
 
 
+def sweep_ef(size: int, queries: int) -> list[dict[str, Any]]:
+    """efSearch on the shipped graph (M, efConstruction) at ``size``: built once and kept under
+    ``.cache/scale`` (a million takes minutes), then searched at each efSearch."""
+    import faiss
+
+    vecs = scale_data.entries(scale_data.base_vectors(ONNX_DIR), size)
+    path = scale_data.CACHE / f"graph-{size}-M{HNSW_M}-efc{EF_CONSTRUCTION}.faiss"
+    if path.exists():
+        idx = ScopeIndex.adopt(faiss.read_index(str(path)), vecs.shape[1], 0, auto_rebuild=False)
+    else:
+        idx = ScopeIndex(vecs.shape[1], 0, auto_rebuild=False)
+        idx.add(range(1, size + 1), vecs)
+        idx.rebuild(threads=cores())
+        idx.write(str(path))
+    _, para = scale_data.queries(vecs, queries)
+    rng = np.random.default_rng(5)
+    near = vecs[rng.integers(0, size, queries)]
+    near = near + rng.standard_normal(near.shape).astype(np.float32) * NEAR_NOISE
+    near /= np.linalg.norm(near, axis=1, keepdims=True)
+    rows = []
+    for ef in (32, 64, 96, 128, 192, 256):
+        idx.ef_search = ef
+        faiss.downcast_index(idx._index.index).hnsw.efSearch = ef
+        lat = []
+        for row in para:
+            t = time.perf_counter()
+            idx.search(row, 4)
+            lat.append((time.perf_counter() - t) * 1000)
+        out = {"entries": size, "efSearch": ef, "p50_ms": round(pct(lat, 50), 3)}
+        out |= {"p99_ms": round(pct(lat, 99), 3)}
+        out |= {"recall": recall(idx, vecs, para)["top1"], "recall_near": recall(idx, vecs, near)}
+        print(out, flush=True)
+        rows.append(out)
+    return rows
+
+
 # -- stores and gateways -----------------------------------------------------------------------
 
 
@@ -530,13 +566,17 @@ def main() -> None:
         help="skip the side-by-side HTTP comparison with a 10k gateway",
     )
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument(
+        "--sweep-ef", action="store_true", help="efSearch on the shipped graph at --sweep-size"
+    )
     parser.add_argument("--sweep-size", type=int, default=100_000)
     add_save_flag(parser)
     args = parser.parse_args()
     out_dir = results_dir(args.save)
-    if args.sweep:
-        rows = sweep(args.sweep_size, args.queries)
-        (out_dir / "scale_sweep.json").write_text(json.dumps(rows, indent=1))
+    if args.sweep or args.sweep_ef:
+        rows = (sweep_ef if args.sweep_ef else sweep)(args.sweep_size, args.queries)
+        name = "scale_sweep_ef" if args.sweep_ef else "scale_sweep"
+        (out_dir / f"{name}-{args.sweep_size}.json").write_text(json.dumps(rows, indent=1))
         return
     base = scale_data.base_vectors(ONNX_DIR)
     real, space = real_vectors()

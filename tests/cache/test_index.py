@@ -175,3 +175,29 @@ def test_adopt_refuses_what_is_not_a_graph_of_this_dimension() -> None:
     graph = faiss.IndexIDMap2(faiss.IndexHNSWFlat(DIM * 2, 8, faiss.METRIC_INNER_PRODUCT))
     with pytest.raises(ValueError):
         ScopeIndex.adopt(graph, DIM, 10)
+
+
+def test_a_rebuild_goes_chunk_by_chunk_sees_changes_and_stops_on_shutdown(monkeypatch) -> None:
+    import sidecache.cache.index as index_module
+
+    monkeypatch.setattr(index_module, "_BUILD_CHUNK", 50)
+    vecs = unit(260, seed=9)
+    idx = ScopeIndex(DIM, hnsw_min_size=100, auto_rebuild=False)
+    idx.add(range(1, 201), vecs[:200])
+    calls = []
+
+    def changing() -> bool:  # between chunks: the cache keeps changing
+        calls.append(1)
+        if len(calls) == 2:
+            idx.remove([1, 120])  # one already built, one not yet
+            idx.add(range(201, 261), vecs[200:])
+        return False
+
+    assert idx.rebuild(stop=changing) and idx.kind == "hnsw" and len(calls) == 4
+    assert len(idx) == 258 and idx.search(vecs[250], 1)[0][0] == 251
+    assert all(i not in (1, 120) for i, _ in idx.search(vecs[0], 4) + idx.search(vecs[119], 4))
+
+    flat = ScopeIndex(DIM, hnsw_min_size=100, auto_rebuild=False)
+    flat.add(range(1, 201), vecs[:200])
+    assert not flat.rebuild(stop=lambda: True)  # shutting down: abandoned, nothing swapped
+    assert flat.kind == "flat" and len(flat) == 200 and flat.rebuild()

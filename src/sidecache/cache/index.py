@@ -77,6 +77,8 @@ def _as_matrix(vecs: Any, dim: int) -> npt.NDArray[np.float32]:
     return arr
 
 
+_BUILD_CHUNK = 20_000
+"""Vectors copied out under the lock at a time during a rebuild (30 MB at 384 dimensions)."""
 HNSW_M = 16
 EF_CONSTRUCTION = 80
 EF_SEARCH = 64
@@ -218,42 +220,54 @@ class ScopeIndex:
             return len(self._tombstones) > limit
 
     def rebuild(
-        self, threads: int | None = None, on_built: Callable[[Any], None] | None = None
+        self,
+        threads: int | None = None,
+        on_built: Callable[[Any], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> bool:
         """Rebuild from the live vectors: HNSW past ``hnsw_min_size`` (flat again only below
         half of it), without tombstones. ``threads``: OpenMP threads for the build (None: all).
-        ``on_built(graph)`` sees a new HNSW graph before it is shared (to save it unlocked).
+        ``on_built(graph)`` sees a new HNSW graph before it is shared (to save it unlocked);
+        ``stop()`` true between two chunks abandons the build (shutdown).
 
-        Searches and changes go on meanwhile: the new index is built from a snapshot outside
-        the lock, then what changed in between is applied and the indexes are swapped.
-        Returns False when another rebuild of this scope is already running.
+        Searches and changes go on meanwhile: the vectors are copied out a chunk at a time
+        under the lock (so a million-vector build never holds a second copy of them all) and
+        added to the new index outside it; then what changed in between is applied and the
+        indexes are swapped. Returns False if another rebuild of this scope is running, or if
+        stopped.
         """
         with self._lock:
             if self._building:
                 return False
             self._building = True
             ids = sorted(self._live)
-            vecs = self._vectors(ids)
             was_hnsw = self._hnsw
         try:
             use_hnsw = len(ids) > self.hnsw_min_size or (
                 was_hnsw and len(ids) > self.hnsw_min_size // 2
             )
             index = self._new_index(hnsw=use_hnsw)
-            if ids:
-                faiss = _faiss()
+            faiss = _faiss()
+            for start in range(0, len(ids), _BUILD_CHUNK):
+                if stop is not None and stop():
+                    return False
+                with self._lock:
+                    chunk = [i for i in ids[start : start + _BUILD_CHUNK] if i in self._live]
+                    vecs = self._vectors(chunk)
+                if not chunk:
+                    continue
                 faiss.omp_set_num_threads(threads or _cores())
                 try:
-                    index.add_with_ids(vecs, _as_ids(ids))
+                    index.add_with_ids(vecs, _as_ids(chunk))
                 finally:
                     faiss.omp_set_num_threads(1)
                     _omp_state.pinned = True
             if on_built is not None and use_hnsw:
                 on_built(index)
             with self._lock:
-                snapshot = set(ids)
-                added = sorted(self._live - snapshot)
-                removed = snapshot - self._live
+                built = set(faiss.vector_to_array(index.id_map).tolist())
+                added = sorted(self._live - built)
+                removed = built - self._live
                 if added:
                     index.add_with_ids(self._vectors(added), _as_ids(added))
                 tombstones: set[int] = set()
@@ -494,10 +508,14 @@ class IndexSet:
         return [s for s in dirty if (idx := self._scopes.get(s)) is not None and idx.needs_rebuild]
 
     def rebuild(
-        self, scope: str, threads: int | None = None, on_built: Callable[[Any], None] | None = None
+        self,
+        scope: str,
+        threads: int | None = None,
+        on_built: Callable[[Any], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> bool:
         idx = self._scopes.get(scope)
-        return idx.rebuild(threads, on_built) if idx is not None else False
+        return idx.rebuild(threads, on_built, stop) if idx is not None else False
 
     def search(self, scope: str, vec: Any, k: int = 4) -> list[tuple[int, float]]:
         idx = self._scopes.get(scope)

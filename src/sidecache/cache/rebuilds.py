@@ -57,7 +57,7 @@ class Rebuilds:
         work = (
             functools.partial(self._absorb, index, scope)
             if absorb
-            else functools.partial(index.rebuild, scope, 1, saving)
+            else functools.partial(index.rebuild, scope, 1, saving, self._stopping)
         )
         fut = asyncio.get_running_loop().run_in_executor(self._exec, work)
         self._building[scope] = fut
@@ -75,6 +75,9 @@ class Rebuilds:
         idx = index.get(scope) if index is not None else None
         if idx is not None and idx.needs_rebuild and not self.closing:
             self._start(scope)  # changes made during the build call for another
+
+    def _stopping(self) -> bool:
+        return self.closing
 
     def _absorb(self, index: IndexSet, scope: str) -> bool:
         """Fold a scope's side entries into its graph, a few at a time (searches go on)."""
