@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import openai
 import pytest
 from support import Gateway, UpstreamSet, basic_config, write_config
@@ -178,6 +179,7 @@ def report(name: str, calls: list[Call], down: float, up: float) -> dict[str, An
         "requests": len(calls),
         "5xx": sum(1 for c in calls if c.status >= 500 or c.status == 0),
         "slowest_ms": round(max(c.end - c.start for c in calls) * 1000),
+        "p99_ms": round(float(np.percentile([c.end - c.start for c in calls], 99)) * 1000),
         "during_outage": len(during),
         "admitted_during": {
             who: sum(1 for c in during if c.who == who and c.status == 200)
@@ -219,7 +221,10 @@ def run_fault(
     figures = report(f"{policy}, {fault.__name__}", calls, down, up)
     assert figures["5xx"] == 0, [c for c in calls if c.status >= 500 or c.status == 0][:5]
     # one process-wide breaker: a request meets a stuck Redis once (the timeout), never a queue
-    assert figures["slowest_ms"] < (TIMEOUT + 1.0) * 1000
+    # (before it, requests queued behind each other's timeouts: 4.4 s); the single slowest is
+    # bounded loosely, since a loaded machine can stall any request a little
+    assert figures["p99_ms"] < (TIMEOUT + 1.0) * 1000
+    assert figures["slowest_ms"] < (TIMEOUT + 2.5) * 1000
     assert figures["admitted_during"]["free"] > 20 and figures["misses_during"] > 0
     return gws, calls, figures
 

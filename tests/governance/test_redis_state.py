@@ -138,8 +138,9 @@ def key(kid: str = "key_1", **kw: object) -> KeyRecord:
 
 
 def limits(server: RedisServer, prefix: str, **cfg: object) -> RedisLimits:
-    health = RedisHealth(0.5)
-    client = connect_async(RedisConfig(url=server.url, timeout_seconds=0.5))
+    # a generous timeout: on a loaded machine a slow reply would count as Redis being away
+    health = RedisHealth(5.0)
+    client = connect_async(RedisConfig(url=server.url, timeout_seconds=5.0))
     return RedisLimits(client, prefix, health, LimitsConfig(**cfg))  # type: ignore[arg-type]
 
 
