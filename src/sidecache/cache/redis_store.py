@@ -48,6 +48,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from sidecache.cache.entries import ChangeEvent, ChangeLogGap, Entry, HitBuffer, Store
+from sidecache.cache.redis_bulk import BulkReader
 from sidecache.errors import ServiceUnavailable
 from sidecache.fleet.connection import redact_url
 from sidecache.fleet.health import RedisHealth
@@ -229,6 +230,7 @@ class RedisStore:
         self._delete = client.register_script(_DELETE)
         self._touch = client.register_script(_TOUCH)
         self._by_key_hash = client.register_script(_BY_KEY_HASH)
+        self._bulk = BulkReader(client, key_prefix)
         self._hits = HitBuffer()
         self._write_lock = threading.Lock()
         self._closed = False
@@ -449,28 +451,15 @@ class RedisStore:
                     yield entry_id, scope.decode(), bytes(vec)
 
     def iter_ids(self) -> Iterator[tuple[int, str]]:
-        """``(id, scope)`` of every entry (a page of scopes per round trip, no vectors)."""
-        for page in self._id_pages(10_000):
-            for entry_id, (scope,) in zip(page, self._fields(page, ("scope",)), strict=True):
-                if scope is not None:
-                    yield entry_id, scope.decode()
+        """``(id, scope)`` of every entry, packed a page per round trip (``redis_bulk``)."""
+        return self._bulk.ids()
 
     @_guarded
     def vectors(self, ids: Sequence[int]) -> list[tuple[int, str, bytes]]:
-        """``(id, scope, vector)`` of these entries that exist and have a vector."""
-        out: list[tuple[int, str, bytes]] = []
-        for start in range(0, len(ids), 5000):
-            page = [int(i) for i in ids[start : start + 5000]]
-            for entry_id, (scope, vec) in zip(
-                page, self._fields(page, ("scope", "v")), strict=True
-            ):
-                if scope is not None and vec:
-                    out.append((entry_id, scope.decode(), bytes(vec)))
-        return out
+        return self._bulk.vectors(ids)
 
     def iter_key_hashes(self) -> Iterator[str]:
-        for key_hash, _ in self._r.hscan_iter(self._k_kh, count=5000):
-            yield key_hash.decode()
+        return self._bulk.key_hashes()
 
     @_guarded
     def expired(self, now: float) -> list[int]:

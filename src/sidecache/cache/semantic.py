@@ -178,8 +178,8 @@ class SemanticCache:
             self._replica = ReplicaSync(store, self)
         try:
             position = await self._replica.position() if self._replica else None
-            self._exact = await self._in_store(ExactKeys, store.iter_key_hashes())
-            await self._start_semantic()
+            exact = self._in_store(ExactKeys, store.iter_key_hashes())  # beside model, indexes
+            self._exact, _ = await asyncio.gather(exact, self._start_semantic())
             await self._refresh_size()
         except BaseException:
             await self.aclose()
