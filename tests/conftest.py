@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# this checkout's code, whichever checkout an editable install points at (worktrees share one
+# Python; gateways started by the tests get the same ``src`` through PYTHONPATH)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from support import (
     GATEWAY_READY_TIMEOUT,

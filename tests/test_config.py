@@ -139,3 +139,27 @@ def test_bad_routing_config_names_the_field(change: tuple[str, str], needle: str
     with pytest.raises(ConfigError) as info:
         config.from_dict(tomllib.loads(text.replace(old, new, 1)))
     assert needle in info.value.message
+
+
+def test_redis_is_one_section_under_either_name() -> None:
+    old = config.from_dict({"cache": {"store": "redis", "redis": {"url": "redis://h:1/0"}}})
+    assert old.redis.url == old.cache.redis.url == "redis://h:1/0"  # [cache.redis], older files
+    new = config.from_dict({"redis": {"url": "redis://h:2/0", "key_prefix": "p:"}})
+    assert new.cache.redis.url == "redis://h:2/0" and new.cache.redis.key_prefix == "p:"
+    same = {"url": "redis://h:3/0"}
+    assert config.from_dict({"redis": same, "cache": {"redis": same}}).redis.url == same["url"]
+    with pytest.raises(ConfigError) as info:
+        config.from_dict({"redis": same, "cache": {"redis": {"url": "redis://other:3/0"}}})
+    assert "[redis]" in info.value.message and "[cache.redis]" in info.value.message
+
+
+def test_governance_store_and_redis_fault_policy() -> None:
+    cfg = config.from_dict({})
+    assert cfg.governance.store == "sqlite" and cfg.limits.on_redis_down == "open"
+    cfg = config.from_dict(
+        {"governance": {"store": "redis"}, "limits": {"on_redis_down": "closed"}}
+    )
+    assert cfg.governance.store == "redis" and cfg.limits.on_redis_down == "closed"
+    with pytest.raises(ConfigError) as info:
+        config.from_dict({"limits": {"on_redis_down": "maybe"}})
+    assert "on_redis_down" in info.value.message

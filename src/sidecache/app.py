@@ -29,6 +29,7 @@ from starlette.routing import Route
 from sidecache import providers
 from sidecache.api import (
     admin,
+    admin_keys,
     chat,
     embeddings,
     errors,
@@ -43,8 +44,10 @@ from sidecache.config import Config
 from sidecache.datadir import private_dir
 from sidecache.embeddings import EmbeddingsPath
 from sidecache.errors import GatewayError
+from sidecache.fleet.link import FleetLink
 from sidecache.governance.gate import Gate
 from sidecache.governance.pii import Redactor
+from sidecache.observability.fleet import FleetStats
 from sidecache.observability.quality import QualityCollector
 from sidecache.observability.recorder import Recorder
 from sidecache.pipeline import Pipeline
@@ -69,6 +72,10 @@ async def _start_cache(config: Config, data_dir: Path, state: Any, pipeline: Pip
 
     cache = state.cache = SemanticCache(config.cache, data_dir)
     await cache.start()
+    fleet = getattr(state, "fleet", None)
+    if fleet is not None and hasattr(cache.store_backend, "health"):
+        # one breaker per process: a request meets a stuck Redis once, not once per part
+        cache.store_backend.health = fleet.link.health
     verify = None
     if config.cache.semantic and config.cache.verifier.enabled:
         verify = await asyncio.to_thread(_load_verifier, config)
@@ -92,6 +99,23 @@ def _load_verifier(config: Config) -> Any:
             vectors,
         )
     return verifier.for_embedder(vectors).check
+
+
+def _start_fleet(config: Config, state: Any, gate: Gate) -> FleetLink | None:
+    """With a shared Redis, publish this replica's figures for ``/stats?scope=fleet``; returns
+    the link made here (when governance did not bring one), for the caller to close."""
+    link: FleetLink | None = getattr(gate.state, "link", None)
+    shared_cache = config.cache.enabled and config.cache.store == "redis"
+    own = None
+    if link is None and shared_cache:
+        link = own = FleetLink(config.redis)
+        own.start()
+    if link is not None:
+        state.fleet = FleetStats(
+            link, lambda: observe.local_snapshot(state), shared_cache=shared_cache
+        )
+        state.fleet.start()
+    return own
 
 
 def start_line(config: Config, gate: Gate, router: Router) -> str:
@@ -131,6 +155,8 @@ def build_app(config: Config) -> Starlette:
             price=gate.pricing.expected_cost,
         )
         await gate.start()
+        state.fleet = None
+        own_link = _start_fleet(config, state, gate)
         redactor = Redactor(config.pii.kinds or None) if config.pii.enabled else None
         desk = state.quality = QualityDesk(config, router, gate.pricing, data_dir)
         await desk.start()
@@ -172,6 +198,10 @@ def build_app(config: Config) -> Starlette:
                 await state.cache.aclose()
             for p in upstreams.values():
                 await p.aclose()
+            if state.fleet is not None:
+                await state.fleet.aclose()
+            if own_link is not None:
+                await own_link.aclose()
             await gate.aclose()
 
     routes = [
@@ -194,6 +224,10 @@ def build_app(config: Config) -> Starlette:
         Route("/admin/cache/flush", admin.flush, methods=["POST"]),
         Route("/admin/cache/audits", quality.audits, methods=["GET"]),
         Route("/v1/cache/feedback", quality.feedback, methods=["POST"]),
+        Route("/admin/keys", admin_keys.create_key, methods=["POST"]),
+        Route("/admin/keys", admin_keys.list_keys, methods=["GET"]),
+        Route("/admin/keys/{key_id}", admin_keys.revoke_key, methods=["DELETE"]),
+        Route("/admin/keys/{key_id}/rotate", admin_keys.rotate_key, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

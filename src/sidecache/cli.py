@@ -1,4 +1,5 @@
-"""The ``sidecache`` command: ``serve`` runs the gateway; ``keys`` manages virtual keys."""
+"""The ``sidecache`` command: ``serve`` runs the gateway; ``keys`` manages virtual keys (in
+``state.db``, or in Redis with ``governance.store = "redis"``)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,14 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = msgspec.structs.replace(
         cfg, server=msgspec.structs.replace(cfg.server, host=host, port=port)
     )
+    if cfg.governance.store == "redis":  # keys live there: no point starting without it
+        from sidecache.fleet.connection import connect
+
+        try:
+            connect(cfg.redis).close()
+        except GatewayError as exc:
+            sock.close()
+            raise ConfigError(f'governance.store = "redis": {exc.message}') from exc
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()), format="%(message)s", stream=sys.stderr
     )
@@ -107,10 +116,14 @@ def _names(value: str | None) -> list[str] | None:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from sidecache.governance.keys import KeyStore
+    from sidecache.governance.backends import open_keys
 
     cfg = load_config(args.config)
-    store = KeyStore(cfg.server.data_dir)
+    try:
+        store = open_keys(cfg)
+    except GatewayError as exc:
+        print(f"sidecache: {exc.message}", file=sys.stderr)
+        return 1
     try:
         if args.keys_command == "create":
             models = _names(args.models)
@@ -147,6 +160,14 @@ def _keys(args: argparse.Namespace) -> int:
                     f"{','.join(r.regions or ['*']):<10}{r.plan or '-':<12}"
                     f"{'revoked' if r.revoked else 'active'}"
                 )
+        elif args.keys_command == "rotate":
+            raw, rec = store.rotate(args.key_id, args.grace_seconds)
+            print(raw)
+            print(
+                f"rotated {rec.id}: the new key is shown once, store it now; the old one works"
+                f" for {args.grace_seconds:g} more seconds",
+                file=sys.stderr,
+            )
         else:
             rec = store.revoke(args.key)
             print(f"revoked {rec.id} ({rec.prefix}..., tenant {rec.tenant!r})")
@@ -168,8 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
 
-    keys = sub.add_parser("keys", help="manage virtual keys (stored hashed in the data dir)")
-    keys.add_argument("--config", help="TOML config file, for server.data_dir")
+    keys = sub.add_parser("keys", help="manage virtual keys (stored hashed)")
+    keys.add_argument(
+        "--config", help="TOML config file: server.data_dir, or governance.store and [redis]"
+    )
     ksub = keys.add_subparsers(dest="keys_command", required=True)
     create = ksub.add_parser("create", help="create a key and print it once")
     create.add_argument("--tenant", required=True)
@@ -186,7 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--all", action="store_true", help="include revoked keys")
     revoke = ksub.add_parser("revoke", help="revoke a key: the full key, its id or its prefix")
     revoke.add_argument("key", help="the key itself (sk-sc-...), its id (key_...) or its prefix")
-    for p in (create, lst, revoke):
+    rotate = ksub.add_parser("rotate", help="give a key a new secret; the old one works a while")
+    rotate.add_argument("key_id", help="the key's id (key_...)")
+    rotate.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=3600.0,
+        help="how long the old secret keeps working (default 3600)",
+    )
+    for p in (create, lst, revoke, rotate):
         p.add_argument("--config", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
     keys.set_defaults(func=_keys)
     return parser

@@ -133,7 +133,7 @@ class EmbeddingsPath:
         route = self._route(ex, req.model)
         ex.ctx.user = req.user
         inputs = inputs_of(req)
-        self.gate.admit(ex, route.alias, body, prompt_tokens=sum(map(_estimate, inputs)))
+        await self.gate.admit(ex, route.alias, body, prompt_tokens=sum(map(_estimate, inputs)))
         ctx = ex.ctx
         ctx.regions = allowed_regions(ctx.key, self.cfg.tenants.get(ctx.tenant), ctx.asked_regions)
         decisions = self._decisions(ex, body, route, inputs)
@@ -148,7 +148,7 @@ class EmbeddingsPath:
         if not missing:
             ex.outcome = "hit-exact"
             if not self.cfg.limits.serve_hits_over_budget:
-                self.gate.check_budget(ex)
+                await self.gate.check_budget(ex)
             ex.ttft_s = time.perf_counter() - ex.ctx.started
         else:
             usable = [
@@ -156,7 +156,7 @@ class EmbeddingsPath:
                 for t in route.targets
                 if ctx.regions is None or t.region in ctx.regions
             ]
-            self.gate.reserve(ex, body, usable, completion_tokens=0)
+            await self.gate.reserve(ex, body, usable, completion_tokens=0)
             fresh = await self._upstream(ex, body, route, missing, sent)
             if decisions is not None and cache is not None and decisions[0].write:
                 stored = {i: v for i, v in fresh.items() if i not in private}

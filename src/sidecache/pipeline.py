@@ -297,7 +297,7 @@ class Pipeline:
             raise
         ex.model = route.alias if route.spec is not None else req.model
         ctx.user = req.user
-        self.gate.admit(ex, route.alias, body)
+        await self.gate.admit(ex, route.alias, body)
         steer = self._steer(ex, body, req, route)
         body, pii_found = self._redact(body)
         if self.cfg.server.log_prompts:
@@ -314,7 +314,7 @@ class Pipeline:
         if decision is not None and self.cache is not None:
             if decision.read:
                 if not self.cfg.limits.serve_hits_over_budget:
-                    self.gate.check_budget(ex)
+                    await self.gate.check_budget(ex)
                 hit = await self._lookup(ex, decision, route, body)
                 if hit is not None:
                     return self._serve_hit(ex, req, hit, fmt)
@@ -325,7 +325,7 @@ class Pipeline:
             for t in route.targets
             if ctx.regions is None or t.region in ctx.regions
         ]
-        self.gate.reserve(ex, body, usable)
+        await self.gate.reserve(ex, body, usable)
         if self.quality is not None:
             self.quality.on_upstream(ex, route, body)
         if decision is not None and self.cache is not None:

@@ -135,3 +135,69 @@ def test_background_rebuild_while_changing() -> None:
             assert all(hit != i for hit, _ in idx.search(vecs[i], k=5))
         else:
             assert top[0][0] == i
+
+
+def test_an_adopted_graph_serves_side_entries_then_absorbs_them(tmp_path) -> None:
+    vecs = unit(300, seed=4)
+    built = ScopeIndex(DIM, hnsw_min_size=50)
+    built.add(range(1, 201), vecs[:200])
+    built.rebuild()
+    assert built.kind == "hnsw"
+    path = str(tmp_path / "g.faiss")
+    assert built.write(path) and built.changes == 0
+
+    import faiss
+
+    idx = ScopeIndex.adopt(faiss.read_index(path), DIM, 50, auto_rebuild=False)
+    assert idx.kind == "hnsw" and idx.ids() == set(range(1, 201))
+    idx.add_side(list(range(201, 301)), vecs[200:])  # written after the graph was saved
+    assert idx.pending_absorb == 100 and len(idx) == 300
+    assert idx.search(vecs[250], 1)[0][0] == 251  # a side entry answers at once
+    assert idx.search(vecs[10], 1)[0][0] == 11
+    assert idx.remove([251, 11]) == 2  # one from the side, one a tombstone in the graph
+    assert idx.search(vecs[250], 1)[0][0] != 251 and idx.search(vecs[10], 1)[0][0] != 11
+    moved = 0
+    while step := idx.absorb(16):
+        assert step <= 16
+        moved += step
+    assert moved == 99 and idx.pending_absorb == 0
+    assert idx.search(vecs[290], 1)[0][0] == 291  # now in the graph
+    assert idx.rebuild() and idx.search(vecs[290], 1)[0][0] == 291 and idx.tombstones == 0
+
+
+def test_adopt_refuses_what_is_not_a_graph_of_this_dimension() -> None:
+    import faiss
+    import pytest
+
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+    with pytest.raises(ValueError):
+        ScopeIndex.adopt(flat, DIM, 10)
+    graph = faiss.IndexIDMap2(faiss.IndexHNSWFlat(DIM * 2, 8, faiss.METRIC_INNER_PRODUCT))
+    with pytest.raises(ValueError):
+        ScopeIndex.adopt(graph, DIM, 10)
+
+
+def test_a_rebuild_goes_chunk_by_chunk_sees_changes_and_stops_on_shutdown(monkeypatch) -> None:
+    import sidecache.cache.index as index_module
+
+    monkeypatch.setattr(index_module, "_BUILD_CHUNK", 50)
+    vecs = unit(260, seed=9)
+    idx = ScopeIndex(DIM, hnsw_min_size=100, auto_rebuild=False)
+    idx.add(range(1, 201), vecs[:200])
+    calls = []
+
+    def changing() -> bool:  # between chunks: the cache keeps changing
+        calls.append(1)
+        if len(calls) == 2:
+            idx.remove([1, 120])  # one already built, one not yet
+            idx.add(range(201, 261), vecs[200:])
+        return False
+
+    assert idx.rebuild(stop=changing) and idx.kind == "hnsw" and len(calls) == 4
+    assert len(idx) == 258 and idx.search(vecs[250], 1)[0][0] == 251
+    assert all(i not in (1, 120) for i, _ in idx.search(vecs[0], 4) + idx.search(vecs[119], 4))
+
+    flat = ScopeIndex(DIM, hnsw_min_size=100, auto_rebuild=False)
+    flat.add(range(1, 201), vecs[:200])
+    assert not flat.rebuild(stop=lambda: True)  # shutting down: abandoned, nothing swapped
+    assert flat.kind == "flat" and len(flat) == 200 and flat.rebuild()

@@ -293,14 +293,74 @@ def test_large_scope_switches_to_hnsw_in_the_background(tmp_path: Path, embedder
         assert hit is not None and hit.kind == "semantic"
 
     async def reopen(cache: SemanticCache) -> None:
-        await cache.wait_rebuilds()  # loaded flat, switched to HNSW in the background
+        # the graph saved when it was built is taken back as it is: HNSW at once, no rebuild
         assert cache.stats()["index_kinds"] == {"flat": 0, "hnsw": 1}
-        assert cache.stats()["index_rebuilds"] >= 1
+        await cache.wait_rebuilds()
+        assert cache.stats()["index_rebuilds"] == 0
         hit = await cache.lookup(request("Explain photosynthesis simply."), threshold=0.9)
         assert hit is not None and hit.entry.key_text == texts[4]
 
     run_with(tmp_path, embedder, fill, cfg=cfg)
+    assert len(list((tmp_path / "index").glob("*.faiss"))) == 1
     run_with(tmp_path, embedder, reopen, cfg=cfg)
+
+
+def test_a_saved_graph_is_reconciled_with_the_store(tmp_path: Path, embedder: Embedder) -> None:
+    """Entries written after the graph was saved (another process, a crash) come back through
+    the side index; entries deleted since never answer again; a broken file is rebuilt."""
+    cfg = CacheConfig(hnsw_min_size=4, sweep_interval_seconds=0)
+    texts = [
+        "How do I reset my password?",
+        "What is the capital of France?",
+        "Tell me a joke about databases.",
+        "How many legs does a spider have?",
+        "Explain photosynthesis in simple terms.",
+        "What is the boiling point of water at sea level?",
+    ]
+    ids: dict[str, int] = {}
+
+    async def fill(cache: SemanticCache) -> None:
+        for t in texts[:5]:
+            ids[t] = await put(cache, t, t.upper())
+        await cache.wait_rebuilds()  # built and saved with these five
+
+    async def behind_its_back(cache: SemanticCache) -> None:
+        cache._rebuilds.snapshots = None  # type: ignore[assignment]  # save nothing new
+        ids[texts[5]] = await put(cache, texts[5], texts[5].upper())
+        assert await cache.delete(ids[texts[1]])
+        cache._rebuilds.closing = True  # no rebuild either: the saved graph stays behind
+
+    async def reopen(cache: SemanticCache) -> None:
+        assert cache.stats()["index_kinds"] == {"flat": 0, "hnsw": 1}
+        assert cache.stats()["vectors"] == 5
+        hit = await cache.lookup(
+            request("What's water's boiling point at sea level?"), threshold=0.8
+        )
+        assert hit is not None and hit.entry.id == ids[texts[5]]  # from the side index
+        gone = await cache.lookup(request("What is the capital city of France?"), threshold=0.8)
+        assert gone is None or gone.entry.id != ids[texts[1]]
+        await cache.wait_rebuilds()  # the side entry is folded into the graph
+        hit = await cache.lookup(
+            request("What's water's boiling point at sea level?"), threshold=0.8
+        )
+        assert hit is not None and hit.entry.id == ids[texts[5]]
+
+    run_with(tmp_path, embedder, fill, cfg=cfg)
+    run_with(tmp_path, embedder, behind_its_back, cfg=cfg)
+    run_with(tmp_path, embedder, reopen, cfg=cfg)
+    for path in (tmp_path / "index").glob("*.faiss"):
+        path.write_bytes(b"not a faiss index")
+
+    async def rebuilt(cache: SemanticCache) -> None:  # unreadable: loaded from the store
+        assert cache.stats()["vectors"] == 5
+        await cache.wait_rebuilds()
+        assert cache.stats()["index_kinds"] == {"flat": 0, "hnsw": 1}
+        hit = await cache.lookup(
+            request("What's water's boiling point at sea level?"), threshold=0.8
+        )
+        assert hit is not None and hit.entry.id == ids[texts[5]]
+
+    run_with(tmp_path, embedder, rebuilt, cfg=cfg)
 
 
 def test_near_ties_go_to_the_closest_wording(tmp_path: Path, embedder: Embedder) -> None:

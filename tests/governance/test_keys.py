@@ -176,3 +176,35 @@ def test_a_state_db_from_before_regions_and_plans_keeps_working(tmp_path: Path) 
     with pytest.raises(BadRequest):
         again.create("acme", regions=[])
     again.close()
+
+
+def test_rotation_keeps_the_key_and_retires_the_old_secret_after_its_grace(
+    tmp_path: Path,
+) -> None:
+    store = KeyStore(tmp_path)
+    other = KeyStore(tmp_path)  # another process on the same file (the CLI, a second gateway)
+    old, rec = store.create("acme", rpm=60, budget_usd=5.0)
+    new, rotated = store.rotate(rec.id, grace_seconds=0.3)
+    assert new != old and new.startswith(rotated.prefix) and rotated.prefix != rec.prefix
+    assert rotated.id == rec.id and rotated.rpm == 60 and rotated.budget_usd == 5.0
+    assert rotated.grace_until is not None and rotated.grace_until > time.time()
+    for s in (store, other):
+        assert s.lookup(new) == rotated
+        looked = s.lookup(old)  # still good during the grace period
+        assert looked is not None and looked.id == rec.id
+    time.sleep(0.35)
+    for s in (store, other):
+        assert s.lookup(old) is None and s.known(old)  # known: 401, never anonymous
+        assert s.lookup(new) is not None
+    # a rotation with no grace cuts every older secret at once
+    newer, _ = store.rotate(rec.id, grace_seconds=3600)
+    newest, _ = store.rotate(rec.id, grace_seconds=0)
+    assert store.lookup(newer) is None and store.lookup(new) is None
+    assert store.lookup(newest) is not None
+    store.revoke(rec.id)
+    with pytest.raises(BadRequest):
+        store.rotate(rec.id, 10)
+    with pytest.raises(NotFound):
+        store.rotate("key_nope", 10)
+    store.close()
+    other.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -42,8 +43,11 @@ def require_redis_server() -> str:
 class RedisServer:
     """One ``redis-server`` process on 127.0.0.1; ``stop()`` and ``start()`` keep the port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, persist: bool = False) -> None:
+        """``persist``: an append-only file written at every command, so a server killed and
+        started again comes back with its data (as a production Redis holding keys should)."""
         self.binary = require_redis_server()
+        self.persist = persist
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,7 +62,12 @@ class RedisServer:
         args = [
             self.binary,
             *("--port", str(self.port), "--bind", "127.0.0.1"),
-            *("--save", "", "--appendonly", "no", "--dir", str(self.dir)),
+            *("--save", "", "--dir", str(self.dir)),
+            *(
+                ("--appendonly", "yes", "--appendfsync", "always")
+                if self.persist
+                else ("--appendonly", "no")
+            ),
             *("--protected-mode", "yes", "--loglevel", "warning"),
         ]
         log = (self.dir / "redis.log").open("ab")
@@ -88,6 +97,7 @@ class RedisServer:
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
             self.proc.terminate()
             try:
                 self.proc.wait(5)
@@ -95,6 +105,23 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections but answers nothing (a stuck Redis)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: ``start()`` brings it back on the same port."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
 
     def close(self) -> None:
         self.stop()

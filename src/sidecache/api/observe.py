@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sidecache.api.admin import JSON_OPTIONS, require_admin
+from sidecache.errors import BadRequest
 from sidecache.observability.dashboard import CONTENT_TYPE, dashboard_html
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
@@ -16,7 +17,17 @@ PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 async def _refresh(request: Request) -> dict[str, Any]:
     """Gauges read at scrape time: cache size and circuit states."""
-    state = request.app.state
+    return refresh(request.app.state)
+
+
+def local_snapshot(state: Any) -> dict[str, Any]:
+    """This replica's ``/stats`` document (the fleet view publishes it too)."""
+    doc: dict[str, Any] = state.recorder.snapshot(refresh(state))
+    return doc
+
+
+def refresh(state: Any) -> dict[str, Any]:
+    """Gauges read at scrape time: cache size and circuit states."""
     recorder = state.recorder
     circuits = state.router.circuits()
     for target, status in circuits.items():
@@ -24,6 +35,9 @@ async def _refresh(request: Request) -> dict[str, Any]:
     extra: dict[str, Any] = {"circuits": circuits, "in_flight": state.pipeline.in_flight}
     extra["targets"] = state.router.targets()
     extra["budget_alerts"] = state.gate.alerts.snapshot()
+    shared = getattr(state.gate.state, "figures", None)
+    if shared is not None:
+        extra["shared_state"] = shared()
     if state.cache is not None:
         cache_stats = state.cache.stats()  # from memory: cheap and safe on the event loop
         recorder.set_cache_size(cache_stats.get("entries", 0), cache_stats.get("bytes", 0))
@@ -47,9 +61,21 @@ async def metrics(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
+    """``?scope=fleet``: summed over every replica on the shared Redis (``observability.fleet``)."""
     _guard(request)
-    extra = await _refresh(request)
-    body = orjson.dumps(request.app.state.recorder.snapshot(extra), option=JSON_OPTIONS)
+    scope = request.query_params.get("scope") or "replica"
+    if scope not in ("replica", "fleet"):
+        raise BadRequest("scope must be replica or fleet", param="scope")
+    doc = local_snapshot(request.app.state)
+    if scope == "fleet":
+        fleet = getattr(request.app.state, "fleet", None)
+        if fleet is None:
+            raise BadRequest(
+                'scope=fleet needs a shared Redis (governance.store or cache.store = "redis")',
+                param="scope",
+            )
+        doc = await fleet.gather(doc)
+    body = orjson.dumps(doc, option=JSON_OPTIONS)
     return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -105,6 +105,16 @@ class Store(Protocol):
 
     def iter_key_hashes(self) -> Iterator[str]:
         """The exact-layer key hash of every entry (so a miss needs no store round trip)."""
+        ...
+
+    def iter_ids(self) -> Iterator[tuple[int, str]]:
+        """``(id, scope)`` of every entry, without reading vectors or answers: what an index
+        loaded from a snapshot is reconciled with."""
+        ...
+
+    def vectors(self, ids: Sequence[int]) -> list[tuple[int, str, bytes]]:
+        """``(id, scope, vector)`` of these entries (missing ones and ones stored without a
+        vector are left out)."""
         ...
 
     def expired(self, now: float) -> list[int]: ...

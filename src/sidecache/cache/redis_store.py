@@ -25,17 +25,22 @@ suits one Redis server (with replicas or Sentinel), not Redis Cluster. Needs Red
 Like ``SqliteStore``, hits are buffered in memory (``touch``) and written in batches by the next
 write or the cache's sweeper. Every method blocks; the cache calls them from its store thread,
 and ``events_since`` from a thread of its own (the client's connection pool is thread-safe).
+
+A Redis that stops answering must not hold that one store thread: every command would wait out
+the timeout, and lookups queued behind it much longer. So the store shares the breaker of the
+rest of the fleet parts (``RedisHealth``): after a failure its methods raise at once (a lookup
+is a miss, an answer is not stored) and one call a second probes; timeouts are not retried.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 import redis
@@ -43,7 +48,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from sidecache.cache.entries import ChangeEvent, ChangeLogGap, Entry, HitBuffer, Store
+from sidecache.cache.redis_bulk import BulkReader
 from sidecache.errors import ServiceUnavailable
+from sidecache.fleet.connection import redact_url
+from sidecache.fleet.health import RedisHealth
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,6 +70,22 @@ _DELETE_CHUNK = 500
 _TOUCH_CHUNK = 1000
 _EVENT_BATCH = 1000
 _MIN_VERSION = (6, 2)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _guarded(
+    method: Callable[Concatenate[RedisStore, P], R],
+) -> Callable[Concatenate[RedisStore, P], R]:
+    """Run a store method through the breaker: at once ``RedisDown`` while Redis is away."""
+
+    @functools.wraps(method)
+    def guarded(store: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return store.health.call_sync(lambda: method(store, *args, **kwargs))
+
+    return guarded
+
 
 # KEYS: kh ids lru exp bytes events
 # ARGV: key_hash body vector scope tenant model namespace hits last_hit expires_at|'' size
@@ -156,18 +180,6 @@ return {id, f[1], f[2], f[3], f[4]}
 """
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def _num(value: float) -> str:
     """A float as Redis and Lua read it back exactly (shortest round-trip repr)."""
     return repr(float(value))
@@ -218,10 +230,12 @@ class RedisStore:
         self._delete = client.register_script(_DELETE)
         self._touch = client.register_script(_TOUCH)
         self._by_key_hash = client.register_script(_BY_KEY_HASH)
+        self._bulk = BulkReader(client, key_prefix)
         self._hits = HitBuffer()
         self._write_lock = threading.Lock()
         self._closed = False
         self._max_block_ms = 1000
+        self.health = RedisHealth(2.0, what=": cache lookups are misses, answers not stored")
 
     @classmethod
     def from_config(cls, cfg: RedisConfig) -> RedisStore:
@@ -235,8 +249,9 @@ class RedisStore:
                 socket_timeout=cfg.timeout_seconds,
                 socket_connect_timeout=cfg.timeout_seconds,
                 # One quick retry heals a pooled connection that a Redis restart closed; more
-                # (with backoff) would hold the store thread while Redis is down.
-                retry=Retry(NoBackoff(), 1),
+                # (with backoff), or one after a timeout, would hold the store thread while
+                # Redis is down or stuck.
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
             )
         except ValueError as exc:
             raise ServiceUnavailable(f"invalid Redis URL {shown}: {exc}") from exc
@@ -252,6 +267,7 @@ class RedisStore:
         store = cls(client, key_prefix=cfg.key_prefix, stream_maxlen=cfg.stream_maxlen, url=cfg.url)
         # XREAD must return before the socket timeout fires.
         store._max_block_ms = max(1, int(cfg.timeout_seconds * 1000 / 2))
+        store.health.timeout = cfg.timeout_seconds
         return store
 
     def _ekey(self, entry_id: int | str) -> str:
@@ -259,15 +275,16 @@ class RedisStore:
 
     # -- writes ------------------------------------------------------------------------------
 
+    @_guarded
     def allocate_ids(self, n: int) -> int:
         """Reserve ``n`` ids with one ``INCRBY``, shared by every replica."""
         return int(self._r.incrby(self._k_next, n)) - n + 1
 
+    @_guarded
     def put(self, entry: Entry) -> int | None:
         """Store and announce in one script; see ``Store.put``."""
         if entry.id <= 0:
             raise ValueError("Entry.id must come from allocate_ids")
-        self._write_touches()
         body = _ENCODE.encode(
             msgspec.structs.replace(entry, id=0, vector=b"", hits=0, last_hit=0.0)
         )
@@ -298,6 +315,8 @@ class RedisStore:
             self._k_events,
         ]
         replaced = self._put(keys=keys, args=args)
+        with contextlib.suppress(redis.RedisError):  # kept for the next write if refused
+            self._write_touches()  # after: hits on this entry while it was written count
         if not replaced:
             return None
         self._hits.forget([int(replaced)])
@@ -306,6 +325,7 @@ class RedisStore:
     def touch(self, entry_id: int, now: float) -> None:
         self._hits.add(entry_id, now)
 
+    @_guarded
     def flush_touches(self) -> None:
         self._write_touches()
 
@@ -330,6 +350,7 @@ class RedisStore:
                     self._hits.add(entry_id, t, n)
                 raise
 
+    @_guarded
     def delete(self, ids: Iterable[int]) -> int:
         id_list = [int(i) for i in ids]
         if not id_list:
@@ -343,6 +364,7 @@ class RedisStore:
             deleted += int(self._delete(keys=keys, args=args))
         return deleted
 
+    @_guarded
     def flush(
         self, namespace: str | None = None, model: str | None = None, tenant: str | None = None
     ) -> list[int]:
@@ -376,10 +398,12 @@ class RedisStore:
             pipe.hmget(self._ekey(entry_id), list(fields))
         return list(pipe.execute())
 
+    @_guarded
     def get(self, entry_id: int) -> Entry | None:
         got = _entry(int(entry_id), self._r.hmget(self._ekey(entry_id), list(_ENTRY_FIELDS)))
         return self._pending_hits(got) if got is not None else None
 
+    @_guarded
     def get_many(self, ids: Iterable[int]) -> list[Entry]:
         """Entries for these ids, in the order asked; missing ids are left out."""
         id_list = [int(i) for i in ids]
@@ -392,6 +416,7 @@ class RedisStore:
                 out.append(self._pending_hits(got))
         return out
 
+    @_guarded
     def get_by_key_hash(self, key_hash: str) -> Entry | None:
         found = self._by_key_hash(keys=[self._k_kh], args=[key_hash, self.prefix])
         if not found:
@@ -425,13 +450,22 @@ class RedisStore:
                 if scope is not None and vec:
                     yield entry_id, scope.decode(), bytes(vec)
 
-    def iter_key_hashes(self) -> Iterator[str]:
-        for key_hash, _ in self._r.hscan_iter(self._k_kh, count=5000):
-            yield key_hash.decode()
+    def iter_ids(self) -> Iterator[tuple[int, str]]:
+        """``(id, scope)`` of every entry, packed a page per round trip (``redis_bulk``)."""
+        return self._bulk.ids()
 
+    @_guarded
+    def vectors(self, ids: Sequence[int]) -> list[tuple[int, str, bytes]]:
+        return self._bulk.vectors(ids)
+
+    def iter_key_hashes(self) -> Iterator[str]:
+        return self._bulk.key_hashes()
+
+    @_guarded
     def expired(self, now: float) -> list[int]:
         return [int(x) for x in self._r.zrangebyscore(self._k_exp, "-inf", _num(now))]
 
+    @_guarded
     def lru_victims(self, max_entries: int) -> list[int]:
         """Least recently hit entries beyond ``max_entries`` (buffered hits count)."""
         self._write_touches()
@@ -440,6 +474,7 @@ class RedisStore:
             return []
         return [int(x) for x in self._r.zrange(self._k_lru, 0, excess - 1)]
 
+    @_guarded
     def recent(
         self, limit: int, scope: str | None = None, tenant: str | None = None
     ) -> list[Entry]:
@@ -460,19 +495,23 @@ class RedisStore:
                     return self.get_many(chosen)
         return self.get_many(chosen)
 
+    @_guarded
     def count(self) -> int:
         return int(self._r.zcard(self._k_ids))
 
+    @_guarded
     def size_bytes(self) -> int:
         """Payload bytes of all entries (answers and vectors; Redis's own overhead not counted)."""
         return int(self._r.get(self._k_bytes) or 0)
 
     # -- change stream (Subscribable) ------------------------------------------------------------
 
+    @_guarded
     def stream_position(self) -> str:
         newest = self._r.xrevrange(self._k_events, "+", "-", count=1)
         return newest[0][0].decode() if newest else "0-0"
 
+    @_guarded
     def events_since(self, position: str, block_ms: int) -> tuple[str, list[ChangeEvent]]:
         """Up to 1000 events after ``position``; raises ``ChangeLogGap`` if some were trimmed
         away unread (only possible when a full batch comes back: trimming keeps at least

@@ -45,6 +45,7 @@ from sidecache.cache.policy import Decision
 from sidecache.cache.ranking import NEAR_TIE, choose, surface_similarity
 from sidecache.cache.rebuilds import Rebuilds
 from sidecache.cache.replica import ReplicaSync
+from sidecache.cache.snapshots import IndexSnapshots, load_indexes
 from sidecache.cache.write_behind import WriteBehind
 
 if TYPE_CHECKING:
@@ -179,8 +180,8 @@ class SemanticCache:
             self._replica = ReplicaSync(store, self)
         try:
             position = await self._replica.position() if self._replica else None
-            self._exact = await self._in_store(ExactKeys, store.iter_key_hashes())
-            await self._start_semantic()
+            exact = self._in_store(ExactKeys, store.iter_key_hashes())  # beside model, indexes
+            self._exact, _ = await asyncio.gather(exact, self._start_semantic())
             await self._refresh_size()
         except BaseException:
             await self.aclose()
@@ -199,9 +200,13 @@ class SemanticCache:
             self._embedder = await asyncio.to_thread(
                 load_embedder, self.cfg.embedder, self.data_dir
             )
-        self._index = IndexSet(self._embedder.dim, self.cfg.hnsw_min_size, auto_rebuild=False)
-        loaded = await self._in_index(self._index.load, self._store.iter_vectors())
-        log.info("semantic cache: %d vectors in %d scopes", loaded, self._index.scopes)
+        dim = self._embedder.dim
+        self._index = IndexSet(dim, self.cfg.hnsw_min_size, auto_rebuild=False)
+        snaps = IndexSnapshots(self.data_dir / "index", dim=dim, space=self.space)
+        self._rebuilds.snapshots = snaps
+        _, adopted = await self._in_index(load_indexes, self._index, self._store, snaps)
+        n, scopes = len(self._index), self._index.scopes
+        log.info("semantic cache: %d vectors (%d saved) in %d scopes", n, adopted, scopes)
         self._rebuilds.schedule()
         emb = self.cfg.embedder
         self._batcher = MicroBatcher(
@@ -235,6 +240,8 @@ class SemanticCache:
         await self.wait_writes()
         await self._ids.aclose()
         await self._rebuilds.aclose()
+        if self._index is not None and self._rebuilds.snapshots is not None:
+            await asyncio.to_thread(self._rebuilds.snapshots.save_changed, self._index)
         if self._batcher is not None:
             await self._batcher.aclose()
             self._batcher = None
@@ -547,13 +554,12 @@ class SemanticCache:
     # -- the mirror a ReplicaSync keeps in step (shared stores) -------------------------------
 
     async def reload(self) -> int:
-        """Reload the indexes from the store into fresh ones (on the build thread, so searches
-        go on) and swap them in."""
+        """Bring the indexes back in step with the store in place (on the build thread, so
+        searches go on): what the store lacks goes, what the indexes lack comes, no rebuild."""
         if self._index is None:
             return 0
-        fresh = IndexSet(self._index.dim, self.cfg.hnsw_min_size, auto_rebuild=False)
-        loaded = await self._rebuilds.run(fresh.load, self.store_backend.iter_vectors())
-        self._index = fresh
+        await self._rebuilds.run(load_indexes, self._index, self.store_backend)
+        loaded = len(self._index)
         self._rebuilds.schedule()
         self._exact = await self._in_store(ExactKeys, self.store_backend.iter_key_hashes())
         return loaded

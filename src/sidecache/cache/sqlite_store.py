@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,7 @@ CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires_at) WHERE expires
 CREATE INDEX IF NOT EXISTS entries_last_hit ON entries (last_hit);
 CREATE INDEX IF NOT EXISTS entries_tenant ON entries (tenant);
 CREATE INDEX IF NOT EXISTS entries_ns_model ON entries (namespace, model);
+CREATE INDEX IF NOT EXISTS entries_scope_id ON entries (scope, id);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 PRAGMA user_version = 2;
 """
@@ -118,7 +119,6 @@ class SqliteStore:
         if not entry.last_hit:
             values[_FIELDS.index("last_hit")] = entry.created
         with self._lock:
-            self._write_touches()
             same = self._db.execute("SELECT 1 FROM entries WHERE id = ?", (entry.id,)).fetchone()
             other = self._db.execute(
                 "SELECT id FROM entries WHERE key_hash = ? AND id != ?", (entry.key_hash, entry.id)
@@ -127,6 +127,7 @@ class SqliteStore:
             # answer to the same key.
             self._db.execute(_REPLACE, values)
             self._count += 1 - (same is not None) - (other is not None)
+            self._write_touches()  # after: hits on this entry while it was being written count
         if other is None:
             return None
         self._hits.forget([int(other[0])])
@@ -238,8 +239,49 @@ class SqliteStore:
             yield int(i), str(scope), bytes(vec)
 
     def iter_key_hashes(self) -> Iterator[str]:
-        for _, key_hash in self._pages("id, key_hash", "", 20_000):
-            yield str(key_hash)
+        """From the key-hash index alone (a table scan would read every answer and vector)."""
+        last = ""
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT key_hash FROM entries WHERE key_hash > ? ORDER BY key_hash LIMIT ?",
+                    (last, 20_000),
+                ).fetchall()
+            if not rows:
+                return
+            for (key_hash,) in rows:
+                yield str(key_hash)
+            last = rows[-1][0]
+
+    def iter_ids(self) -> Iterator[tuple[int, str]]:
+        """``(id, scope)`` of every entry, from the ``(scope, id)`` index alone; entries stored
+        without a vector are listed too (``vectors`` leaves them out)."""
+        scope, last = "", -1
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT scope, id FROM entries WHERE (scope, id) > (?, ?)"
+                    " ORDER BY scope, id LIMIT ?",
+                    (scope, last, 50_000),
+                ).fetchall()
+            if not rows:
+                return
+            for s, i in rows:
+                yield int(i), str(s)
+            scope, last = rows[-1]
+
+    def vectors(self, ids: Sequence[int]) -> list[tuple[int, str, bytes]]:
+        """``(id, scope, vector)`` of these entries that exist and have a vector."""
+        out: list[tuple[int, str, bytes]] = []
+        for start in range(0, len(ids), 5000):
+            chunk = [int(i) for i in ids[start : start + 5000]]
+            marks = ", ".join("?" * len(chunk))
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT id, scope, vector FROM entries WHERE id IN ({marks})", chunk
+                ).fetchall()
+            out += [(int(i), str(s), bytes(v)) for i, s, v in rows if v]
+        return out
 
     def expired(self, now: float) -> list[int]:
         with self._lock:

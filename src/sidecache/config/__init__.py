@@ -23,6 +23,7 @@ from sidecache.config.models import (
 )
 from sidecache.config.providers import ProviderConfig, Timeouts
 from sidecache.config.server import ObservabilityConfig, ServerConfig
+from sidecache.config.shared import GovernanceConfig
 from sidecache.config.side_traffic import Shadow, SideTrafficConfig
 from sidecache.config.tenants import PlanConfig, TenantConfig
 
@@ -34,6 +35,7 @@ __all__ = [
     "CacheConfig",
     "Config",
     "EmbedderConfig",
+    "GovernanceConfig",
     "HealthConfig",
     "LimitsConfig",
     "ModelAlias",

@@ -36,6 +36,11 @@ class LimitsConfig(Base, frozen=True):
     completion_estimate_tokens: Positive = 1024
     """Completion tokens a miss holds budget for when it sets no ``max_tokens`` and its model
     alias has not answered yet (after that: the largest of its recent answers)."""
+    on_redis_down: Literal["open", "closed"] = "open"
+    """With ``governance.store = "redis"``, while Redis does not answer: ``open`` enforces rate
+    limits per replica and lets each replica spend its share of what was left of a budget (a
+    budget near its end refuses); ``closed`` refuses (429) requests of keys that have a limit or
+    a budget until Redis answers again."""
 
 
 class PIIConfig(Base, frozen=True):

@@ -20,6 +20,7 @@ from sidecache.config.document import Config
 from sidecache.config.governance import Price
 from sidecache.config.models import ModelAlias, check_models
 from sidecache.config.providers import ProviderConfig
+from sidecache.config.shared import resolve_redis
 from sidecache.config.tenants import PlanConfig, TenantConfig, check_tenants
 from sidecache.errors import ConfigError
 
@@ -68,6 +69,10 @@ def _validate(cfg: Config) -> Config:
     for name, p in cfg.providers.items():
         if not p.base_url:
             raise ConfigError(f"config field providers.{name}.base_url is empty")
+    redis = resolve_redis(cfg.redis, cfg.cache.redis)
+    if redis != cfg.redis or redis != cfg.cache.redis:  # one Redis, whichever name set it
+        cache = msgspec.structs.replace(cfg.cache, redis=redis)
+        cfg = msgspec.structs.replace(cfg, redis=redis, cache=cache)
     return cfg
 
 

@@ -30,7 +30,8 @@ import httpx
 import orjson
 
 from sidecache.config import Config
-from sidecache.governance.budget import BudgetTracker, Period, period_key
+from sidecache.governance.backends import Spend
+from sidecache.governance.budget import Period, period_key
 from sidecache.governance.keys import KeyRecord
 from sidecache.governance.state import open_state_db
 
@@ -60,7 +61,7 @@ class BudgetAlerts:
     def __init__(
         self,
         cfg: Config,
-        budgets: BudgetTracker,
+        budgets: Spend,
         data_dir: str | Path,
         *,
         on_status: StatusHook | None = None,
@@ -79,12 +80,27 @@ class BudgetAlerts:
 
     # -- raising ----------------------------------------------------------------------------
 
-    def check(self, key: KeyRecord, now: float | None = None) -> None:
-        """Raise every threshold the key's and its tenant's spend has reached this period
-        (cheap: a few dict lookups; called after each request that cost money)."""
+    def check(self, key: KeyRecord) -> None:
+        """Raise, in the background, every threshold the key's and its tenant's spend has
+        reached this period (called after each request that cost money; never waits)."""
+        if not any(True for _ in self._budgets(key)):
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self.evaluate(key))
+        except RuntimeError:  # no loop: nothing to schedule on (a synchronous caller)
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def evaluate(self, key: KeyRecord, now: float | None = None) -> None:
+        """Compare the spend the store reports with each threshold; raise those reached."""
         t = time.time() if now is None else now
         for scope, name, usd, period, thresholds in self._budgets(key):
-            spent = self.budgets.spent(scope, name, period, t)  # type: ignore[arg-type]
+            try:
+                spent = await self.budgets.spent(scope, name, period)
+            except Exception:  # a store that cannot answer now: the next request checks again
+                log.warning("budget alert: spend of %s %s unavailable", scope, name)
+                continue
             share = spent / usd if usd > 0 else (float("inf") if spent > 0 else 0.0)
             slot = (f"{scope}:{name}", f"{period}:{period_key(period, t)}")
             for threshold in thresholds:

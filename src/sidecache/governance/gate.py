@@ -19,8 +19,8 @@ from sidecache.config import Config
 from sidecache.errors import AuthenticationError, PermissionDenied
 from sidecache.exchange import Exchange
 from sidecache.governance.alerts import BudgetAlerts
-from sidecache.governance.budget import BudgetTracker
-from sidecache.governance.keys import KeyRecord, KeyStore
+from sidecache.governance.backends import Governance, open_governance
+from sidecache.governance.keys import KeyRecord
 from sidecache.governance.plans import with_plan
 from sidecache.governance.pricing import (
     CompletionEstimates,
@@ -28,7 +28,6 @@ from sidecache.governance.pricing import (
     estimate_prompt_tokens,
     estimate_tokens,
 )
-from sidecache.governance.ratelimit import RateLimiter
 from sidecache.observability.record import HITS, RequestRecord
 from sidecache.observability.recorder import Recorder
 
@@ -45,12 +44,22 @@ def bearer(authorization: str | None) -> str | None:
 class Gate:
     """Holds keys, limits, budgets and prices; the pipeline calls it at fixed points."""
 
-    def __init__(self, cfg: Config, recorder: Recorder, *, loopback: bool) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        recorder: Recorder,
+        *,
+        loopback: bool,
+        governance: Governance | None = None,
+    ) -> None:
+        """``governance``: keys, limits and spend; default: opened as ``governance.store``
+        says (blocking: a shared store connects here)."""
         self.cfg = cfg
         self.recorder = recorder
-        self.keys = KeyStore(cfg.server.data_dir)
-        self.limiter = RateLimiter(cfg.limits)
-        self.budgets = BudgetTracker(cfg.server.data_dir, cfg.limits)
+        self.state = governance if governance is not None else open_governance(cfg)
+        self.keys = self.state.keys
+        self.limiter = self.state.limits
+        self.budgets = self.state.spend
         self.alerts = BudgetAlerts(
             cfg, self.budgets, cfg.server.data_dir, on_status=recorder.routing.alert
         )
@@ -60,7 +69,7 @@ class Gate:
         self.loopback = loopback
 
     async def start(self) -> None:
-        await self.budgets.start()
+        await self.state.start()
         await self.alerts.start()
         host = self.cfg.server.host
         if self.cfg.server.allow_anonymous:
@@ -88,8 +97,7 @@ class Gate:
 
     async def aclose(self) -> None:
         await self.alerts.aclose()
-        await self.budgets.aclose()
-        self.keys.close()
+        await self.state.aclose()
 
     def anonymous_allowed(self) -> bool:
         """Explicit config wins; by default only a loopback gateway that never had a key runs
@@ -119,7 +127,7 @@ class Gate:
         given = bearer(authorization) or query_key or ""
         return bool(self.admin_key) and hmac.compare_digest(given, self.admin_key)
 
-    def admit(
+    async def admit(
         self, ex: Exchange, alias: str, body: dict[str, Any], prompt_tokens: int | None = None
     ) -> None:
         """Check model access and rate limits, charging the prompt's estimated tokens (those of
@@ -134,14 +142,15 @@ class Gate:
             raise PermissionDenied(
                 f"this key may not use the model `{alias}`", param="model", code="model_not_allowed"
             )
-        self.limiter.check_request(key.id, key.rpm, key.tpm, ex.est_prompt_tokens)
+        if key.rpm or key.tpm:
+            await self.limiter.admit(key, ex.est_prompt_tokens)
 
-    def check_budget(self, ex: Exchange) -> None:
+    async def check_budget(self, ex: Exchange) -> None:
         """For hits when ``limits.serve_hits_over_budget`` is off: refuse an exhausted key."""
         if ex.ctx.key is not None:
-            self.budgets.check(ex.ctx.key)
+            await self.budgets.check(ex.ctx.key)
 
-    def reserve(
+    async def reserve(
         self,
         ex: Exchange,
         body: dict[str, Any],
@@ -161,7 +170,7 @@ class Gate:
             (self.pricing.cost(m, ex.est_prompt_tokens, completion) for m in upstream_models),
             default=0.0,
         )
-        ex.reservation = self.budgets.reserve(key, usd)
+        ex.reservation = await self.budgets.reserve(key, usd)
 
     def settle(self, ex: Exchange) -> RequestRecord:
         """Turn the facts of a finished request into money and counters, and record them."""
@@ -212,7 +221,8 @@ class Gate:
         key = ctx.key
         if key is not None:
             used = rec.prompt_tokens + rec.completion_tokens
-            self.limiter.settle(key.id, key.tpm, ex.est_prompt_tokens, used, hit=hit)
+            if key.tpm:
+                self.limiter.settle(key, ex.est_prompt_tokens, used, hit=hit)
             self.budgets.settle(ex.reservation, key.id, key.tenant, rec.cost_usd)
             ex.reservation = None
             if rec.cost_usd > 0:

@@ -14,6 +14,10 @@ database; every such write also bumps a generation number in the same transactio
 it (at most every ``refresh_interval`` seconds, a few microseconds each, and at once for a key
 not known yet) and reloading the small table makes a revocation effective in a running gateway
 within that interval and a new key usable at once.
+
+Rotation gives a key a new secret and keeps everything else (id, tenant, limits, budget and the
+spend counted under its id). The old secret's digest moves to ``retired_keys`` with a deadline,
+so clients can switch over during a grace period; after it the old secret gets 401.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 import orjson
@@ -37,6 +42,7 @@ KEY_PREFIX = "sk-sc-"
 _DISPLAY_CHARS = 6  # random characters kept in the display prefix (~36 of 256 bits)
 
 Period = Literal["day", "month"]
+K = TypeVar("K")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -57,6 +63,11 @@ CREATE TABLE IF NOT EXISTS key_generation (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO key_generation (id, value) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS retired_keys (
+    hash   BLOB PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    until  REAL NOT NULL
+);
 """
 
 _BUMP = "UPDATE key_generation SET value = value + 1 WHERE id = 1"
@@ -106,6 +117,8 @@ class KeyRecord(msgspec.Struct, kw_only=True, frozen=True):
     """Only targets in these regions may serve this key; ``None``: any (or its tenant's)."""
     plan: str | None = None
     """The plan whose limits apply where this key sets none (``[plans.NAME]``)."""
+    grace_until: float | None = None
+    """After a rotation: until when the previous secret still works (Unix time)."""
 
     def allows(self, model: str) -> bool:
         """Whether this key may call the model alias ``model``."""
@@ -115,6 +128,34 @@ class KeyRecord(msgspec.Struct, kw_only=True, frozen=True):
 def hash_key(raw: str) -> bytes:
     """The stored digest of a raw key (see the module docstring for why SHA-256 suffices)."""
     return hashlib.sha256(raw.encode()).digest()
+
+
+def new_key_id() -> str:
+    return "key_" + secrets.token_hex(8)
+
+
+def new_secret() -> tuple[str, str]:
+    """A fresh raw key and its display prefix."""
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    return raw, raw[: len(KEY_PREFIX) + _DISPLAY_CHARS]
+
+
+def with_grace(
+    by_hash: dict[K, KeyRecord], retired: Iterable[tuple[str, float]]
+) -> dict[K, KeyRecord]:
+    """The records with their ``grace_until``: the latest deadline of their rotated-out
+    secrets, if one is still ahead."""
+    now = time.time()
+    latest: dict[str, float] = {}
+    for key_id, until in retired:
+        if until > now and until > latest.get(key_id, 0.0):
+            latest[key_id] = until
+    if not latest:
+        return by_hash
+    return {
+        h: msgspec.structs.replace(r, grace_until=latest[r.id]) if r.id in latest else r
+        for h, r in by_hash.items()
+    }
 
 
 def _row_to_record(row: tuple[object, ...]) -> KeyRecord:
@@ -136,6 +177,52 @@ def _row_to_record(row: tuple[object, ...]) -> KeyRecord:
     )
 
 
+def new_record(
+    tenant: str,
+    models: list[str] | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    budget_usd: float | None = None,
+    budget_period: Period | None = None,
+    *,
+    regions: list[str] | None = None,
+    plan: str | None = None,
+) -> tuple[str, KeyRecord]:
+    """A new secret and the record a store keeps for it, after checking the options; both
+    stores (SQLite and Redis) make keys here so they accept and refuse the same things."""
+    if not tenant:
+        raise BadRequest("a key needs a tenant name", param="tenant")
+    for name, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None and value < 1:
+            raise BadRequest(f"{name} must be at least 1", param=name)
+    if budget_usd is not None and budget_usd < 0:
+        raise BadRequest("budget_usd must not be negative", param="budget_usd")
+    if budget_usd is not None and budget_period is None:
+        budget_period = "month"
+    if regions is not None and not regions:
+        raise BadRequest("a region-pinned key needs at least one region", param="regions")
+    for region in regions or ():
+        if not _REGION.match(region):
+            raise BadRequest(
+                f"region {region!r}: use letters, digits and _.:- (up to 64)", param="regions"
+            )
+    raw, prefix = new_secret()
+    record = KeyRecord(
+        id=new_key_id(),
+        prefix=prefix,
+        tenant=tenant,
+        models=list(models) if models is not None else None,
+        rpm=rpm,
+        tpm=tpm,
+        budget_usd=budget_usd,
+        budget_period=budget_period,
+        created=time.time(),
+        regions=list(regions) if regions is not None else None,
+        plan=plan or None,
+    )
+    return raw, record
+
+
 class KeyStore:
     """Keys in ``<data_dir>/state.db``, mirrored in memory for per-request lookups.
 
@@ -150,6 +237,8 @@ class KeyStore:
         self._lock = threading.Lock()
         self._refresh_interval = refresh_interval
         self._by_hash: dict[bytes, KeyRecord] = {}
+        self._retired: dict[bytes, tuple[str, float]] = {}
+        """Digests of rotated-out secrets: ``(key id, valid until)``."""
         self._seen_generation = -1
         self._checked_at = 0.0
         with self._lock:
@@ -161,7 +250,11 @@ class KeyStore:
         """Re-read the whole table (caller holds the lock)."""
         self._seen_generation = self._generation()
         rows = self._conn.execute(f"SELECT hash, {_COLUMNS} FROM api_keys").fetchall()
-        self._by_hash = {bytes(r[0]): _row_to_record(r[1:]) for r in rows}
+        retired = self._conn.execute("SELECT hash, key_id, until FROM retired_keys").fetchall()
+        self._retired = {bytes(h): (str(k), float(u)) for h, k, u in retired}
+        self._by_hash = with_grace(
+            {bytes(r[0]): _row_to_record(r[1:]) for r in rows}, self._retired.values()
+        )
         self._checked_at = time.monotonic()
 
     def _generation(self) -> int:
@@ -207,35 +300,8 @@ class KeyStore:
         plan: str | None = None,
     ) -> tuple[str, KeyRecord]:
         """Make a key; returns the raw key (shown once, never stored) and its record."""
-        if not tenant:
-            raise BadRequest("a key needs a tenant name", param="tenant")
-        for name, value in (("rpm", rpm), ("tpm", tpm)):
-            if value is not None and value < 1:
-                raise BadRequest(f"{name} must be at least 1", param=name)
-        if budget_usd is not None and budget_usd < 0:
-            raise BadRequest("budget_usd must not be negative", param="budget_usd")
-        if budget_usd is not None and budget_period is None:
-            budget_period = "month"
-        if regions is not None and not regions:
-            raise BadRequest("a region-pinned key needs at least one region", param="regions")
-        for region in regions or ():
-            if not _REGION.match(region):
-                raise BadRequest(
-                    f"region {region!r}: use letters, digits and _.:- (up to 64)", param="regions"
-                )
-        raw = KEY_PREFIX + secrets.token_urlsafe(32)
-        record = KeyRecord(
-            id="key_" + secrets.token_hex(8),
-            prefix=raw[: len(KEY_PREFIX) + _DISPLAY_CHARS],
-            tenant=tenant,
-            models=list(models) if models is not None else None,
-            rpm=rpm,
-            tpm=tpm,
-            budget_usd=budget_usd,
-            budget_period=budget_period,
-            created=time.time(),
-            regions=list(regions) if regions is not None else None,
-            plan=plan or None,
+        raw, record = new_record(
+            tenant, models, rpm, tpm, budget_usd, budget_period, regions=regions, plan=plan
         )
         digest = hash_key(raw)
         with self._lock:
@@ -265,17 +331,28 @@ class KeyStore:
         self._maybe_refresh()
         digest = hash_key(raw)
         record = self._by_hash.get(digest)
-        if record is None:  # created a moment ago by the CLI? one quick look at the database
+        if record is None and digest not in self._retired:
+            # created a moment ago by the CLI? one quick look at the database
             self._maybe_refresh(now_or_never=True)
             record = self._by_hash.get(digest)
+        if record is None:
+            record = self._retired_record(digest)
         if record is None or record.revoked:
             return None
         return record
 
+    def _retired_record(self, digest: bytes) -> KeyRecord | None:
+        """The record a rotated-out secret still opens during its grace period."""
+        retired = self._retired.get(digest)
+        if retired is None or time.time() >= retired[1]:
+            return None
+        return self.get(retired[0])
+
     def known(self, raw: str) -> bool:
         """Whether this raw key was ever issued here (revoked or not)."""
         self._maybe_refresh()
-        return hash_key(raw) in self._by_hash
+        digest = hash_key(raw)
+        return digest in self._by_hash or digest in self._retired
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The record with this id, revoked or not."""
@@ -325,6 +402,44 @@ class KeyStore:
             revoked = msgspec.structs.replace(record, revoked=True, revoked_at=now)
             self._by_hash[digest] = revoked
             return revoked
+
+    def rotate(self, key_id: str, grace_seconds: float) -> tuple[str, KeyRecord]:
+        """A new secret for the key ``key_id`` (returned once, never stored); the current one
+        keeps working for ``grace_seconds``, and secrets retired earlier no longer than that.
+
+        Raises ``NotFound`` for an unknown id and ``BadRequest`` for a revoked key.
+        """
+        with self._lock:
+            self._reload()
+            found = [(h, r) for h, r in self._by_hash.items() if r.id == key_id]
+            if not found:
+                raise NotFound(f"no key with id {key_id!r}")
+            digest, record = found[0]
+            if record.revoked:
+                raise BadRequest("a revoked key cannot be rotated", code="key_revoked")
+            raw, prefix = new_secret()
+            until = time.time() + max(0.0, grace_seconds)
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "UPDATE retired_keys SET until = min(until, ?) WHERE key_id = ?",
+                    (until, key_id),
+                )
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO retired_keys (hash, key_id, until) VALUES (?, ?, ?)",
+                    (digest, key_id, until),
+                )
+                self._conn.execute(
+                    "UPDATE api_keys SET hash = ?, prefix = ? WHERE id = ?",
+                    (hash_key(raw), prefix, key_id),
+                )
+                self._conn.execute(_BUMP)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._reload()
+            return raw, self._by_hash[hash_key(raw)]
 
     def count_active(self) -> int:
         """How many keys are not revoked."""
