@@ -135,6 +135,25 @@ def gateway_factory(
             )
 
 
+@pytest.fixture
+def both_kinds_gateway(
+    upstreams: UpstreamSet,
+    anthropic_upstream: Upstream,
+    gateway_factory: Callable[..., Gateway],
+    tmp_path: Path,
+) -> Callable[[str], Gateway]:
+    """``make(extra_toml) -> Gateway``: the cache on, the OpenAI-compatible upstreams (aliases
+    ``m``, ``m1``) and the Anthropic one (alias ``claude``), plus ``extra_toml`` (prices)."""
+
+    def make(extra: str = "") -> Gateway:
+        config = basic_config(
+            upstreams, tmp_path, cache=True, anthropic=anthropic_upstream, extra=extra
+        )
+        return gateway_factory(config)
+
+    return make
+
+
 @pytest.fixture(name="basic_config")
 def _basic_config_fixture() -> Callable[..., str]:
     """The ``basic_config`` helper as a fixture (see the function)."""

@@ -28,16 +28,8 @@ output = 0.0
 
 
 @pytest.fixture
-def gw(
-    upstreams: UpstreamSet,
-    anthropic_upstream: Upstream,
-    gateway_factory: Callable[..., Gateway],
-    tmp_path: Path,
-) -> Gateway:
-    config = basic_config(
-        upstreams, tmp_path, cache=True, anthropic=anthropic_upstream, extra=PRICES
-    )
-    return gateway_factory(config)
+def gw(both_kinds_gateway: Callable[[str], Gateway]) -> Gateway:
+    return both_kinds_gateway(PRICES)
 
 
 def direct(up: Upstream, inputs: list[str], **kw: object) -> list[list[float]]:

@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from support import Gateway, Upstream, UpstreamSet, basic_config
+from support import Gateway, Upstream, UpstreamSet, basic_config, counters
 from support.counters import gateway_stats, wait_for
 from support.keys import Key, create_key
 
@@ -68,13 +67,7 @@ def quality(gw: Gateway) -> dict[str, Any]:
 
 
 def metric(gw: Gateway, name: str, **labels: str) -> float | None:
-    with gw.http(ADMIN) as http:
-        text = http.get("/metrics").text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
+    return counters.metric(gw, ADMIN, name, **labels)
 
 
 def test_feedback_is_taken_from_the_key_that_got_the_hit_and_a_bad_one_closes_it_at_once(

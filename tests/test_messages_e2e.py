@@ -38,16 +38,8 @@ def ask(text: str) -> list[anthropic.types.MessageParam]:
 
 
 @pytest.fixture
-def gw(
-    upstreams: UpstreamSet,
-    anthropic_upstream: Upstream,
-    gateway_factory: Callable[..., Gateway],
-    tmp_path: Path,
-) -> Gateway:
-    config = basic_config(
-        upstreams, tmp_path, cache=True, anthropic=anthropic_upstream, extra=PRICES
-    )
-    return gateway_factory(config)
+def gw(both_kinds_gateway: Callable[[str], Gateway]) -> Gateway:
+    return both_kinds_gateway(PRICES)
 
 
 def test_a_miss_then_exact_and_semantic_hits_streamed_and_not_on_either_provider(

@@ -17,8 +17,7 @@ from typing import Any
 
 import openai
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from support import Gateway, UpstreamSet, basic_config
+from support import Gateway, UpstreamSet, basic_config, counters
 from support.counters import gateway_stats, wait_for
 from support.keys import create_key
 
@@ -57,13 +56,7 @@ def shadow_figures(gw: Gateway, alias: str) -> dict[str, Any]:
 
 
 def metric(gw: Gateway, name: str, **labels: str) -> float | None:
-    with gw.http(ADMIN) as http:
-        text = http.get("/metrics").text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
+    return counters.metric(gw, ADMIN, name, **labels)
 
 
 def test_misses_are_mirrored_to_the_shadow_which_the_client_never_sees_nor_pays(

@@ -53,6 +53,7 @@ from sidecache.observability.recorder import Recorder
 from sidecache.pipeline import Pipeline
 from sidecache.quality import QualityDesk
 from sidecache.routing.router import Router
+from sidecache.tasks import stop_task
 
 log = logging.getLogger("sidecache")
 
@@ -155,8 +156,6 @@ def build_app(config: Config) -> Starlette:
             price=gate.pricing.expected_cost,
         )
         await gate.start()
-        state.fleet = None
-        own_link = _start_fleet(config, state, gate)
         redactor = Redactor(config.pii.kinds or None) if config.pii.enabled else None
         desk = state.quality = QualityDesk(config, router, gate.pricing, data_dir)
         await desk.start()
@@ -170,6 +169,8 @@ def build_app(config: Config) -> Starlette:
             quality=desk,
         )
         state.embeddings = EmbeddingsPath(config, router, gate, pipeline)
+        state.fleet = None
+        own_link = _start_fleet(config, state, gate)  # publishes what the lines above built
 
         async def warm_up() -> None:
             try:
@@ -190,9 +191,7 @@ def build_app(config: Config) -> Starlette:
             yield
         finally:
             state.ready = False
-            warming.cancel()
-            with contextlib.suppress(BaseException):
-                await warming
+            await stop_task(warming)
             await desk.aclose()
             if state.cache is not None:
                 await state.cache.aclose()

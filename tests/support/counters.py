@@ -11,9 +11,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from support.gateway import Gateway
 
-__all__ = ["gateway_stats", "settled", "wait_for"]
+__all__ = ["gateway_stats", "metric", "settled", "wait_for"]
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> bool:
@@ -33,6 +35,18 @@ def gateway_stats(gw: Gateway, admin_key: str | None = None) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     out: dict[str, Any] = r.json()
     return out
+
+
+def metric(gw: Gateway, admin_key: str | None, name: str, **labels: str) -> float | None:
+    """The value of the first ``/metrics`` sample called ``name`` with these labels (None if
+    there is none)."""
+    with gw.http(admin_key) as http:
+        text = http.get("/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
 
 
 def settled(

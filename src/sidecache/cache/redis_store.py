@@ -44,13 +44,10 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from sidecache.cache.entries import ChangeEvent, ChangeLogGap, Entry, HitBuffer, Store
 from sidecache.cache.redis_bulk import BulkReader
-from sidecache.errors import ServiceUnavailable
-from sidecache.fleet.connection import redact_url
+from sidecache.fleet.connection import connect, redact_url
 from sidecache.fleet.health import RedisHealth
 
 if TYPE_CHECKING:
@@ -69,7 +66,6 @@ _PAGE = 1000
 _DELETE_CHUNK = 500
 _TOUCH_CHUNK = 1000
 _EVENT_BATCH = 1000
-_MIN_VERSION = (6, 2)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -241,29 +237,7 @@ class RedisStore:
     def from_config(cls, cfg: RedisConfig) -> RedisStore:
         """Connect and check the server; an unreachable or too old Redis is a start-up error
         (``ServiceUnavailable`` naming the URL, password hidden)."""
-        shown = redact_url(cfg.url)
-        try:
-            client = redis.Redis.from_url(
-                cfg.url,
-                protocol=2,
-                socket_timeout=cfg.timeout_seconds,
-                socket_connect_timeout=cfg.timeout_seconds,
-                # One quick retry heals a pooled connection that a Redis restart closed; more
-                # (with backoff), or one after a timeout, would hold the store thread while
-                # Redis is down or stuck.
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-            )
-        except ValueError as exc:
-            raise ServiceUnavailable(f"invalid Redis URL {shown}: {exc}") from exc
-        try:
-            version = str(client.info("server").get("redis_version", "0"))
-        except redis.RedisError as exc:
-            client.close()
-            raise ServiceUnavailable(f"cannot reach Redis at {shown}: {exc}") from exc
-        major, minor, *_ = (int(x) for x in [*version.split("."), "0", "0"][:2])
-        if (major, minor) < _MIN_VERSION:
-            client.close()
-            raise ServiceUnavailable(f"Redis at {shown} is version {version}; 6.2+ is needed")
+        client = connect(cfg)
         store = cls(client, key_prefix=cfg.key_prefix, stream_maxlen=cfg.stream_maxlen, url=cfg.url)
         # XREAD must return before the socket timeout fires.
         store._max_block_ms = max(1, int(cfg.timeout_seconds * 1000 / 2))

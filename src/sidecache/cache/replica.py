@@ -13,13 +13,13 @@ calls, so it can be tested and reasoned about alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from sidecache.cache.entries import ChangeEvent, ChangeLogGap, Subscribable
+from sidecache.tasks import stop_task
 
 __all__ = ["Mirror", "ReplicaSync"]
 
@@ -69,11 +69,8 @@ class ReplicaSync:
         self._task = asyncio.create_task(self._follow(position), name="sidecache-replica-sync")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         self._exec.shutdown(wait=True)
 
     async def _follow(self, position: str) -> None:

@@ -21,7 +21,6 @@ hits are recorded in memory and written by the sweeper.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -47,6 +46,7 @@ from sidecache.cache.rebuilds import Rebuilds
 from sidecache.cache.replica import ReplicaSync
 from sidecache.cache.snapshots import IndexSnapshots, load_indexes
 from sidecache.cache.write_behind import WriteBehind
+from sidecache.tasks import stop_task
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -229,11 +229,8 @@ class SemanticCache:
         """Finish pending writes, stop the sweeper and batcher, write buffered hits, close."""
         self._closing = True
         self._rebuilds.closing = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await stop_task(self._sweeper)
+        self._sweeper = None
         if self._replica is not None:
             await self._replica.aclose()
             self._replica = None
@@ -489,9 +486,10 @@ class SemanticCache:
         victims = await self._in_store(store.lru_victims, self.cfg.max_entries)
         n_evicted = await self._remove(victims)
         await self._in_store(store.flush_touches)
+        await self._refresh_size()
+        # counted once the size reflects them: a reader never sees the count without the removal
         self._counts["expired"] += n_expired
         self._counts["evicted"] += n_evicted
-        await self._refresh_size()
         if self._exact.stale(self._entries):
             self._exact = await self._in_store(ExactKeys, store.iter_key_hashes())
         return {"expired": n_expired, "evicted": n_evicted}

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from sidecache.fleet.health import RedisDown, RedisHealth
+from sidecache.tasks import stop_task
 
 __all__ = ["Presence"]
 
@@ -72,10 +73,7 @@ class Presence:
             await asyncio.sleep(self.interval)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         with contextlib.suppress(RedisDown):
             await self.health.call(lambda: self._r.zrem(self.key, self.replica_id))

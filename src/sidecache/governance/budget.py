@@ -34,6 +34,7 @@ from sidecache.config import LimitsConfig
 from sidecache.errors import BudgetExceeded
 from sidecache.governance.keys import KeyRecord
 from sidecache.governance.state import open_state_db
+from sidecache.tasks import stop_task
 
 log = logging.getLogger("sidecache.budget")
 
@@ -242,11 +243,8 @@ class BudgetTracker:
 
     async def aclose(self) -> None:
         """Stop the flusher, write what is pending and close the database."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ from sidecache.errors import BudgetExceeded
 from sidecache.fleet.health import RedisDown, RedisHealth
 from sidecache.governance.budget import Period, Reservation, period_key, seconds_until_rollover
 from sidecache.governance.keys import KeyRecord
+from sidecache.tasks import stop_task
 
 __all__ = ["RedisSpend", "SharedReservation"]
 
@@ -332,11 +333,8 @@ class RedisSpend:
             self._loop = asyncio.create_task(self._replay_forever(), name="sidecache-spend")
 
     async def aclose(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
+        await stop_task(self._loop)
+        self._loop = None
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.health.timeout)
         if self._ledger:

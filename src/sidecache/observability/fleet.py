@@ -23,6 +23,7 @@ import orjson
 
 from sidecache.fleet.health import RedisDown
 from sidecache.fleet.link import FleetLink
+from sidecache.tasks import stop_task
 
 __all__ = ["FleetStats", "merge"]
 
@@ -188,11 +189,8 @@ class FleetStats:
             await asyncio.sleep(self.interval)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         with contextlib.suppress(RedisDown):
             me = self.link.replica_id
             await self.link.health.call(lambda: self.link.client.hdel(self.key, me))
