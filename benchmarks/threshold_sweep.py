@@ -18,8 +18,9 @@ Retrieval files: correct hit = the query's own origin served; wrong hit = anothe
 precision = correct / (correct + wrong); recall = correct / queries; false-hit rate = wrong /
 queries.
 
-Writes ``benchmarks/results/<name>.json`` and ``<name>.png`` (precision-recall curves, verifier on
-vs off). Embeddings are cached under ``benchmarks/.cache`` so a second run takes seconds.
+Writes ``<name>.json`` and ``<name>.png`` (precision-recall curves, verifier on vs off) under
+``benchmarks/.cache/results/``, or under ``benchmarks/results/`` with ``--save``. Embeddings are
+cached under ``benchmarks/.cache`` so a second run takes seconds.
 
     python benchmarks/threshold_sweep.py ../shared/data/qqp_dev.jsonl.gz --split test
     python benchmarks/threshold_sweep.py benchmarks/data/prompt_pairs.jsonl --split test
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import pairs
+from report import add_save_flag, results_dir
 
 from sidecache.cache.ranking import choose, surface_similarity
 from sidecache.cache.semantic import SEARCH_K
@@ -436,14 +438,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--no-vectors", action="store_true", help="verifier without the sentence vectors"
     )
+    add_save_flag(ap)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    where = results_dir(args.save)
     if args.speed:
         res = speed(args.data, args.limit or 2000, args.backend, args.verifier)
         for k, v in res.items():
             print(f"{k:32s} {v:7.3f}")
-        pairs.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        (pairs.RESULTS_DIR / "verifier_speed.json").write_text(json.dumps(res, indent=1))
+        (where / "verifier_speed.json").write_text(json.dumps(res, indent=1))
         return res
     d = prepare(
         args.data,
@@ -470,11 +473,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             }
             for t in at
         }
-    pairs.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = pairs.RESULTS_DIR / f"{name}.json"
+    out = where / f"{name}.json"
     out.write_text(json.dumps(res, indent=1))
     if not args.no_plot:
-        plot(res, pairs.RESULTS_DIR / f"{name}.png")
+        plot(res, where / f"{name}.png")
     print(f"\nwrote {out}{'' if args.no_plot else ' and .png'} in {time.perf_counter() - t0:.1f}s")
     print("\nconfig:\n" + config_snippet(res))
     return res
