@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -114,6 +115,15 @@ def endpoint_bodies(mode: str, i: int, stream: bool) -> dict[str, tuple[str, dic
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (Linux ``/proc``): unlike latency, barely moved by
+    other load on the machine, so the gateway's cost per request can be set against the bare
+    proxy's even on a busy 2-core box."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.array(xs) * 1000, q))
 
@@ -133,12 +143,17 @@ def main() -> None:
     bare = start_bare(up.base_url, tmp)
     paths = {"direct": up.base_url, "bare": bare.url, "gateway": gw.base_url}
     rows: dict[str, dict[str, float]] = {}
+    cpu: dict[str, dict[str, float]] = {}
+    assert gw.proc is not None
+    pids = {"bare": bare.proc.pid, "gateway": gw.proc.pid}
     try:
         headers = {"authorization": f"Bearer {key}"}
         with httpx.Client(timeout=30, trust_env=False, headers=headers) as client:
             for stream in (True, False):
                 mode = "stream" if stream else "non-stream"
                 samples: dict[str, list[tuple[float, float]]] = {p: [] for p in paths}
+                used = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                served = {"bare": 0, "gateway": 0}
                 for i in range(args.warmup + args.n):
                     body = {
                         "stream": stream,
@@ -149,10 +164,12 @@ def main() -> None:
                     for name, base in paths.items():
                         b = dict(body, model="m1" if name == "gateway" else "gpt-x")
                         result = one(client, base + "/chat/completions", b, stream)
+                        served[name] = served.get(name, 0) + 1
                         if i >= args.warmup:
                             samples[name].append(result)
                     for name, (suffix, eb) in endpoint_bodies(mode, i, stream).items():
                         result = one(client, gw.base_url + suffix, eb, stream)
+                        served["gateway"] += 1
                         if i >= args.warmup:
                             samples.setdefault(name, []).append(result)
                     if not stream:  # embeddings: no stream; one new input a request
@@ -163,8 +180,14 @@ def main() -> None:
                         ):
                             eb = {"model": model, "input": [text], "encoding_format": "base64"}
                             result = one(client, base + "/embeddings", eb, False)
+                            served[name] = served.get(name, 0) + 1
                             if i >= args.warmup:
                                 samples.setdefault(name, []).append(result)
+                time.sleep(0.2)  # let background work the requests caused finish
+                cpu[mode] = {
+                    name: (cpu_seconds(pid) - used[name]) * 1000 / served[name]
+                    for name, pid in pids.items()
+                }
                 for name, xs in samples.items():
                     total = [t for t, _ in xs]
                     first = [f for _, f in xs]
@@ -209,6 +232,13 @@ def main() -> None:
                 f" ratio p50 {s['ratio_p50']:.2f}x, ttft {s['ratio_ttft_p50']:.2f}x"
             )
     print()
+    for mode, c in cpu.items():
+        c["ratio"] = c["gateway"] / c["bare"]
+        print(
+            f"{mode:<11} CPU per request: bare {c['bare']:.3f} ms, gateway {c['gateway']:.3f} ms"
+            f" ({c['ratio']:.2f}x the bare proxy; gateway: every endpoint of the loop)"
+        )
+    print()
     for mode in ("stream", "non-stream"):
         chat = summary[f"{mode}/gateway"]["added_p50_ms"]
         for api in ("responses", "messages", "embeddings"):
@@ -227,6 +257,7 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "rows": rows,
         "summary": summary,
+        "cpu_ms_per_request": cpu,
         "target": "gateway p50 at most 2.5x the direct round trip (non-stream), auth, limits,"
         " cache and accounting on; responses, messages and embeddings add at most 0.5 ms p50"
         " more than chat",

@@ -320,9 +320,12 @@ def test_replicas_share_entries_and_mirror_vectors(
         stored = await a.put(asked, completion("use reversed()"), tenant="acme", model="gpt")
         entry_id = stored.id
         await a.wait_writes()
+        # another replica learns of the entry from its change event (milliseconds, unless the
+        # machine is loaded): its exact keys and its mirror of the vectors both follow it
+        await wait_for(lambda: b.stats()["replica_events"] == 1, 5.0)
         exact = await b.lookup(asked, threshold=0.8)
         assert exact is not None and exact.kind == "exact" and exact.entry.id == entry_id
-        await wait_for(lambda: b.stats()["vectors"] == 1, 5.0)  # milliseconds, unless loaded
+        await wait_for(lambda: b.stats()["vectors"] == 1, 5.0)
         hit = await b.lookup(para, threshold=0.8)
         assert hit is not None and hit.kind == "semantic" and hit.entry.id == entry_id
         assert b.stats()["replica_events"] == 1 and a.stats()["replica_events"] == 0
