@@ -6,8 +6,8 @@ the client about 20 microseconds each (building a million commands, parsing a mi
 24 s for the ids alone. These scripts walk a page on the server and return it packed: the ids,
 an index per id into a small table of the page's distinct scopes (most pages hold one or two),
 and key hashes concatenated into one string (5 times faster for the ids). Vectors are read with
-plain pipelined commands (see ``vectors``). Each call holds Redis for a few
-milliseconds at most (pages of a few thousand entries).
+one HMGET each, a page of them packed by hand into one write (see ``vectors``). Each call holds
+Redis for a few milliseconds at most (pages of a few thousand entries).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ __all__ = ["BulkReader"]
 _IDS_PAGE = 5000
 _VECTORS_PAGE = 5000
 _HASHES_PAGE = 5000
+_FIELDS = b"$5\r\nscope\r\n$1\r\nv\r\n"
+"""The two fields every vector read asks for, packed once."""
 
 # KEYS: ids;  ARGV: prefix, after (exclusive id), count -> {ids, scope index per id, scopes}
 _IDS = """
@@ -76,19 +78,37 @@ class BulkReader:
             after = _text(ids[-1])
 
     def vectors(self, ids: Sequence[int]) -> list[tuple[int, str, bytes]]:
-        """``(id, scope, vector)`` of these entries that exist and have a vector. Plain
-        pipelined reads: vectors are big, and copying them through Lua cost more than the
-        client's per-reply work it saves (with hiredis parsing the replies)."""
+        """``(id, scope, vector)`` of these entries that exist and have a vector. One HMGET per
+                entry, a page of them written at once as one packed buffer and their replies read back
+                in order: vectors are big, and copying them through Lua cost more than the per-reply
+                work it saves; building each command through the client's pipeline cost most of a new
+                replica's start at a million entries (54 of its 106 s); packed by hand, a page reads 2.5
+        times faster (100k vectors: 0.69 s against 1.71 s)."""
         out: list[tuple[int, str, bytes]] = []
         for start in range(0, len(ids), _VECTORS_PAGE):
             page = [int(i) for i in ids[start : start + _VECTORS_PAGE]]
-            pipe = self._r.pipeline(transaction=False)
-            for entry_id in page:
-                pipe.hmget(f"{self.prefix}e:{entry_id}", ["scope", "v"])
-            for entry_id, (scope, vec) in zip(page, pipe.execute(), strict=True):
+            replies = self._hmget_page(page)
+            for entry_id, (scope, vec) in zip(page, replies, strict=True):
                 if scope is not None and vec:
                     out.append((entry_id, _text(scope), bytes(vec)))
         return out
+
+    def _hmget_page(self, page: list[int]) -> list[Any]:
+        prefix = f"{self.prefix}e:".encode()
+        parts = []
+        for entry_id in page:
+            key = prefix + str(entry_id).encode()
+            parts.append(b"*4\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (len(key), key, _FIELDS))
+        pool = self._r.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command([b"".join(parts)])
+            return [conn.read_response() for _ in page]
+        except BaseException:
+            conn.disconnect()  # replies may be left unread: never hand this socket out again
+            raise
+        finally:
+            pool.release(conn)
 
     def key_hashes(self) -> Iterator[str]:
         """Every exact-layer key hash (HSCAN: an entry written meanwhile may be missed or seen
