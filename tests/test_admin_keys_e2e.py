@@ -22,6 +22,7 @@ from support.redis_server import RedisServer, redis_prefix, redis_server
 __all__ = ["redis_prefix", "redis_server"]
 
 ADMIN = "sk-admin-keys-e2e"
+PLANS = "[plans.pro]\nrpm = 600\n"
 
 
 def shared(url: str, prefix: str) -> str:
@@ -36,10 +37,10 @@ def gateway(
     tmp_path: Path,
     redis_prefix: str,
 ) -> Gateway:
-    extra = ""
+    extra = PLANS
     if request.param == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
-        extra = shared(server.url, redis_prefix)
+        extra += shared(server.url, redis_prefix)
     return gateway_factory(
         basic_config(upstreams, tmp_path, server_extra=f'admin_key = "{ADMIN}"', extra=extra)
     )
@@ -132,6 +133,9 @@ BAD_INPUT: list[tuple[str, str, Any, int, str | None]] = [
     ("POST", "/admin/keys", {"tenant": "t", "budget_usd": -1}, 400, "budget_usd"),
     ("POST", "/admin/keys", {"tenant": "t", "budget_period": "year"}, 400, "budget_period"),
     ("POST", "/admin/keys", {"tenant": "t", "rmp": 5}, 400, "rmp"),
+    ("POST", "/admin/keys", {"tenant": "t", "plan": "gold"}, 400, "plan"),
+    ("POST", "/admin/keys", {"tenant": "t", "regions": []}, 400, "regions"),
+    ("POST", "/admin/keys", {"tenant": "t", "regions": ["e u"]}, 400, "regions"),
     ("POST", "/admin/keys", b"{not json", 400, None),
     ("POST", "/admin/keys", [1, 2], 400, None),
     ("DELETE", "/admin/keys/key_0000000000000000", None, 404, "id"),
@@ -142,6 +146,21 @@ BAD_INPUT: list[tuple[str, str, Any, int, str | None]] = [
     ("POST", "/admin/keys/KEY/rotate", {"grace": 5}, 400, "grace"),
     ("PUT", "/admin/keys", {}, 405, None),
 ]
+
+
+def test_regions_and_plan_are_the_clis_options_too(gateway: Gateway) -> None:
+    with admin(gateway) as http:
+        r = http.post("/admin/keys", json={"tenant": "eu-co", "regions": ["eu"], "plan": "pro"})
+        assert r.status_code == 201, r.text
+        made = r.json()
+        assert made["regions"] == ["eu"] and made["plan"] == "pro"
+        listed = http.get("/admin/keys", params={"tenant": "eu-co"}).json()["data"]
+        assert [(k["id"], k["regions"], k["plan"]) for k in listed] == [(made["id"], ["eu"], "pro")]
+    # the key is pinned: a request narrowed to another region is refused, never routed there
+    body = {"model": "m1", "messages": [{"role": "user", "content": "hello"}]}
+    with gateway.http(made["key"]) as http:
+        r = http.post("/v1/chat/completions", json=body, headers={"x-sidecache-region": "us"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "region_not_allowed", r.text
 
 
 def test_bad_input_is_a_clear_4xx_naming_the_field(gateway: Gateway) -> None:
