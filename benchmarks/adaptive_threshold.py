@@ -130,7 +130,7 @@ def build_stream(
     qqp = pairs.load_pairs(pairs.QQP_PATH, split="test")
     roots = pairs.component_roots(qqp.a, qqp.b)
     want = 0 if part == "dev" else 1
-    keep = [i for i, r in enumerate(roots) if pairs._stable_percent("part:" + r) % 2 == want]
+    keep = [i for i, r in enumerate(roots) if pairs.stable_percent("part:" + r) % 2 == want]
     rng = random.Random(seed)
     rng.shuffle(keep)
     if negative_share is None:
