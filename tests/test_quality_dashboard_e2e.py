@@ -109,7 +109,13 @@ def test_the_dashboard_shows_answer_quality_and_shadow_traffic(
     row = quality["watched"]
     assert row[1].startswith(f"0.500 → {watched['effective_threshold']:.3f}")
     assert "(" in row[2] and "%" in row[2]  # the rate with its interval
-    assert row[3] == "10.0%" and row[5].startswith("2 (1 differed)") and row[7] == "1"
+    # the target, and how likely the rate at the threshold now meets it (a guess until certified)
+    target, _, likely = row[3].partition(" (")
+    assert target == "10.0%", row[3]
+    shown = float(likely.split("%")[0]) / 100
+    assert abs(shown - watched["target_met_probability"]) < 0.001, row[3]
+    assert likely.endswith("%)" if watched["certified"] else "%, a guess)"), row[3]
+    assert row[5].startswith("2 (1 differed)") and row[7] == "1"
     assert state["sparks"] == 1
     (shadow,) = state["shadow"]
     assert shadow[0] == "watched" and shadow[1].startswith("u2/gpt-y") and shadow[2] == "2"
