@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Gateway, UpstreamSet, basic_config
+from support import Gateway, UpstreamSet, basic_config, start_gateways
 from support.redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server"]
@@ -62,10 +62,7 @@ def pair(
         gateway_factory(config(upstreams, tmp_path / name, redis_server.url, prefix), start=False)
         for name in ("a", "b")
     ]
-    for gw in gws:
-        gw.launch()
-    for gw in gws:
-        gw.start()
+    start_gateways(gws)
     return gws[0], gws[1]
 
 

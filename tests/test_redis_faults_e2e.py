@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import openai
 import pytest
-from support import Gateway, UpstreamSet, basic_config, write_config
+from support import Gateway, UpstreamSet, basic_config, start_gateways, write_config
 from support.counters import wait_for
 from support.keys import Key, create_key
 from support.redis_server import RedisServer
@@ -104,10 +104,7 @@ enabled = false
             extra=DOLLAR_AN_ANSWER + shared,
         )
         gws.append(gateway_factory(write_config(tmp_path, text, f"{name}.toml"), start=False))
-    for gw in gws:
-        gw.launch()
-    for gw in gws:
-        gw.start()
+    start_gateways(gws)
     return gws
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from support import Gateway, UpstreamSet, basic_config, write_config
+from support import Gateway, UpstreamSet, basic_config, start_gateways, write_config
 from support.chromium import CHROMIUM, PAGE_STATE, Browser, cdp_session
 from support.counters import gateway_stats, wait_for
 from support.keys import create_key, keys_cli
@@ -54,10 +54,7 @@ def fleet(
             extra=DOLLAR_AN_ANSWER + shared_state(redis_server.url, prefix),
         )
         gws.append(gateway_factory(write_config(tmp_path, text, f"{name}.toml"), start=False))
-    for gw in gws:
-        gw.launch()
-    for gw in gws:
-        gw.start()
+    start_gateways(gws)
     return gws
 
 

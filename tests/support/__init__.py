@@ -16,7 +16,7 @@ would run it.
     counters       waiting on a gateway's own counters instead of sleeping
 """
 
-from support.gateway import Gateway, basic_config, write_config
+from support.gateway import Gateway, basic_config, start_gateways, write_config
 from support.processes import GATEWAY_READY_TIMEOUT, REPO_ROOT, ProcessExited, free_port
 from support.upstreams import Upstream, UpstreamSet, start_upstream, start_upstreams
 
@@ -29,6 +29,7 @@ __all__ = [
     "UpstreamSet",
     "basic_config",
     "free_port",
+    "start_gateways",
     "start_upstream",
     "start_upstreams",
     "write_config",

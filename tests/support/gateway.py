@@ -193,6 +193,16 @@ class Gateway:
         return _tail(self.log_path, 10_000_000)
 
 
+def start_gateways(gateways: list[Gateway]) -> list[Gateway]:
+    """Start several gateways in parallel (launch all, then wait for each): replicas of one
+    fleet come up together, as behind a load balancer."""
+    for gw in gateways:
+        gw.launch()
+    for gw in gateways:
+        gw.start()
+    return gateways
+
+
 def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
