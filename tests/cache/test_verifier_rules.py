@@ -213,3 +213,21 @@ def test_not_working_is_broken() -> None:
     assert not found("vlookup not working", "VLOOKUP broken, how do I fix it")
     assert "antonym" in found("why is my wifi working", "why is my wifi not working")
     assert "negation" in found("I can't work from home", "can I work from home")  # ability
+
+
+def test_to_and_from_the_same_end() -> None:
+    assert "direction" in found(
+        "how to upload photos to my drive", "how to upload photos from my drive"
+    )
+    assert "direction" in found(
+        "migrate my database to Postgres", "migrate my database from Postgres"
+    )
+    assert not found(
+        "return an item to the shop", "I bought something from the shop, how do I return it"
+    )
+
+
+def test_superlatives_oppose() -> None:
+    assert "antonym" in found(
+        "Which city has the most people?", "Which city has the fewest people?"
+    )

@@ -139,6 +139,7 @@ remove drop skip;
 increase raise boost grow turnup enlarge bigger larger / decrease reduce lower cut shrink
 turndown smaller;
 more higher bigger larger greater / less fewer lower smaller lesser;
+most highest biggest largest greatest / least fewest lowest smallest;
 big large huge / small little tiny;
 easy easier simple simpler / hard harder difficult tricky;
 strong stronger / weak weaker mild milder;

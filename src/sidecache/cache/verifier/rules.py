@@ -73,7 +73,7 @@ def contradictions(qa: PromptAnalysis, ca: PromptAnalysis) -> list[str]:
         found.append("negation")
     if opposed:
         found.append("antonym")
-    if _direction_swapped(qa, ca):
+    if _direction_swapped(qa, ca) or _to_from_flipped(qa, ca) or _to_from_flipped(ca, qa):
         found.append("direction")
     ta, tb = qa.tech - ca.tech, ca.tech - qa.tech
     if ta and tb and not any(edit_close(x, y) for x in ta for y in tb):
@@ -213,6 +213,19 @@ def _prefixed(neg: str, base: str) -> bool:
     if prefix not in NEGATING_PREFIXES:
         return False
     return prefix in ("un", "non", "dis") or base.endswith(_ADJECTIVE_ENDINGS)
+
+
+def _to_from_flipped(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
+    """The same end reached "to" on one side and left "from" on the other: "upload photos *to*
+    the cloud" / "... *from* the cloud", "migrate to Postgres" / "migrate from Postgres"."""
+    cues_a, cues_b = {c for c, _, _ in qa.cues}, {c for c, _, _ in ca.cues}
+    if "to" not in cues_a or "from" in cues_a or "from" not in cues_b or "to" in cues_b:
+        return False  # "from A to B" on either side: the two ends are compared elsewhere
+    for _, before_a, after_a in (c for c in qa.cues if c[0] == "to"):
+        for _, before_b, after_b in (c for c in ca.cues if c[0] == "from"):
+            if before_a & before_b and after_a & after_b:
+                return True  # the same act ("upload photos") towards and away from one end
+    return False
 
 
 def _direction_swapped(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
