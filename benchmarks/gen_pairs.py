@@ -32,6 +32,7 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from gen_lexicon import (
     SUFFIXES,
     SYNONYMS,
 )
+from gen_rewordings import REWORDINGS
 from gen_tasks import TASKS
 
 SEED = 20251202
@@ -104,36 +106,42 @@ class Slot:
 
     kind: str  # pole, syn, ent, num
     arg: str
-    key: str = ""
+    key: str = ""  # what the same slot is called in every wording: pole0, num1, city#2
     wordable: bool = False  # a number that may be written as a word
+
+
+Parts = list[str | Slot]
 
 
 @dataclass
 class Task:
     domain: str
     kind: str
-    parts: list[str | Slot]
+    parts: Parts
     symmetric: bool
+    wordings: list[tuple[str, Parts]] = field(default_factory=list)
+    """Every wording of the task, the first being (kind, parts); another wording asks the same
+    with other words (``gen_rewordings.REWORDINGS``) and has the same slots."""
 
 
 @dataclass
 class Filled:
-    """A task with its named things, numbers and poles chosen."""
+    """A task with its named things, numbers and poles chosen (by slot key)."""
 
     task: Task
-    poles: dict[int, int] = field(default_factory=dict)
-    values: dict[int, str | int] = field(default_factory=dict)
+    poles: dict[str, int] = field(default_factory=dict)
+    values: dict[str, str | int] = field(default_factory=dict)
 
 
-def parse(domain: str, kind: str, text: str) -> Task:
-    symmetric = text.startswith("~")
-    text = text.removeprefix("~")
-    parts: list[str | Slot] = []
+def parse_parts(text: str) -> Parts:
+    parts: Parts = []
     pos = 0
+    counts = {"pole": 0, "num": 0}
     for m in _MARKUP.finditer(text):
         parts.append(text[pos : m.start()])
         if m["pole"] is not None:
-            parts.append(Slot("pole", m["pole"]))
+            parts.append(Slot("pole", m["pole"], key=f"pole{counts['pole']}"))
+            counts["pole"] += 1
         elif m["syn"] is not None:
             parts.append(Slot("syn", m["syn"]))
         elif m["ent"] is not None:
@@ -145,10 +153,29 @@ def parse(domain: str, kind: str, text: str) -> Task:
                 and (not before or before[-1] == " ")
                 and (not after or after[0] in " -")
             )
-            parts.append(Slot("num", f"{m['num']}:{m['arg']}", wordable=wordable))
+            parts.append(
+                Slot("num", f"{m['num']}:{m['arg']}", key=f"num{counts['num']}", wordable=wordable)
+            )
+            counts["num"] += 1
         pos = m.end()
     parts.append(text[pos:])
-    return Task(domain, kind, parts, symmetric)
+    return parts
+
+
+def _keys(parts: Parts) -> set[str]:
+    return {p.key for p in parts if isinstance(p, Slot) and p.kind != "syn"}
+
+
+def parse(domain: str, kind: str, text: str, rewordings: Sequence[tuple[str, str]] = ()) -> Task:
+    symmetric = text.startswith("~")
+    parts = parse_parts(text.removeprefix("~"))
+    task = Task(domain, kind, parts, symmetric, [(kind, parts)])
+    for k, alt in rewordings:
+        alt_parts = parse_parts(alt)
+        if _keys(alt_parts) != _keys(parts):
+            raise ValueError(f"rewording {alt!r} of {text!r} has other slots")
+        task.wordings.append((k, alt_parts))
+    return task
 
 
 def _number(spec: str, rng: random.Random, avoid: str | int | None = None) -> str | int:
@@ -175,41 +202,33 @@ def _number(spec: str, rng: random.Random, avoid: str | int | None = None) -> st
 def fill(task: Task, rng: random.Random) -> Filled:
     f = Filled(task)
     used: dict[str, set[str]] = {}
-    for i, p in enumerate(task.parts):
-        if not isinstance(p, Slot):
+    for p in task.parts:
+        if not isinstance(p, Slot) or p.kind == "syn" or p.key in f.values or p.key in f.poles:
             continue
         if p.kind == "pole":
-            f.poles[i] = rng.randint(0, 1)
+            f.poles[p.key] = rng.randint(0, 1)
         elif p.kind == "ent":
-            same = [
-                f.values[j]
-                for j, q in enumerate(task.parts)
-                if isinstance(q, Slot) and q.key == p.key and j in f.values
-            ]
-            if same:
-                f.values[i] = same[0]
-                continue
             taken = used.setdefault(p.arg, set())
-            f.values[i] = rng.choice([e for e in ENTITY_LISTS[p.arg] if e not in taken])
-            taken.add(str(f.values[i]))
+            f.values[p.key] = rng.choice([e for e in ENTITY_LISTS[p.arg] if e not in taken])
+            taken.add(str(f.values[p.key]))
         elif p.kind == "num":
-            f.values[i] = _number(p.arg, rng)
+            f.values[p.key] = _number(p.arg, rng)
     return f
 
 
-def render_task(f: Filled, rng: random.Random) -> str:
+def render_task(f: Filled, rng: random.Random, parts: Parts | None = None) -> str:
     out = []
-    for i, p in enumerate(f.task.parts):
+    for p in f.task.parts if parts is None else parts:
         if not isinstance(p, Slot):
             out.append(p)
         elif p.kind == "pole":
-            out.append(rng.choice(p.arg.split("|")[f.poles[i]].split(",")).strip())
+            out.append(rng.choice(p.arg.split("|")[f.poles[p.key]].split(",")).strip())
         elif p.kind == "syn":
             out.append(rng.choice(p.arg.split("/")).strip())
         elif p.kind == "ent":
-            out.append(str(f.values[i]))
+            out.append(str(f.values[p.key]))
         else:
-            v = f.values[i]
+            v = f.values[p.key]
             kind = p.arg.split(":", 1)[0]
             if kind == "pct":
                 out.append(f"{v}%" if rng.random() < 0.6 else f"{v} percent")
@@ -222,8 +241,10 @@ def render_task(f: Filled, rng: random.Random) -> str:
     return re.sub(r"\s+", " ", "".join(out)).strip()
 
 
-def render(f: Filled, frame: str, rng: random.Random, extra: str = "") -> str:
-    t = render_task(f, rng) + (f" {extra}" if extra else "")
+def render(
+    f: Filled, frame: str, rng: random.Random, extra: str = "", parts: Parts | None = None
+) -> str:
+    t = render_task(f, rng, parts) + (f" {extra}" if extra else "")
     text = frame.replace("{T}", t[:1].upper() + t[1:]).replace("{t}", t)
     return text[:1].upper() + text[1:] if frame.startswith("{t}") and rng.random() < 0.5 else text
 
@@ -231,8 +252,13 @@ def render(f: Filled, frame: str, rng: random.Random, extra: str = "") -> str:
 def _typo(word: str, rng: random.Random) -> str:
     i = rng.randint(1, len(word) - 3)
     if rng.random() < 0.5:
-        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
-    return word[:i] + word[i + 1 :]
+        typo = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    else:
+        typo = word[:i] + word[i + 1 :]
+    return word if typo.lower() in _NUMBER_SPELLINGS else typo  # "there" -> "three" asks more
+
+
+_NUMBER_SPELLINGS = frozenset(NUMBER_WORDS.values())
 
 
 def surface(text: str, rng: random.Random, strength: float = 1.0) -> str:
@@ -284,6 +310,26 @@ def _two_frames(kind: str, split: str, rng: random.Random, same: bool) -> tuple[
     return a, b
 
 
+def _two_wordings(task: Task, rng: random.Random, reword: float) -> list[tuple[str, Parts]]:
+    """Two wordings of a task: two different ones with probability ``reword`` (when it has
+    more than one), else the same one twice."""
+    if len(task.wordings) > 1 and rng.random() < reword:
+        return rng.sample(task.wordings, 2)
+    w = rng.choice(task.wordings)
+    return [w, w]
+
+
+def _render_two(
+    f: Filled, g: Filled, split: str, rng: random.Random, same_frame: bool, reword: float
+) -> tuple[str, str]:
+    (ka, pa), (kb, pb) = _two_wordings(f.task, rng, reword)
+    if ka == kb:
+        fa, fb = _two_frames(ka, split, rng, same=same_frame)
+    else:
+        fa, fb = rng.choice(_frames(ka, split)), rng.choice(_frames(kb, split))
+    return render(f, fa, rng, parts=pa), render(g, fb, rng, parts=pb)
+
+
 def pairs_for(f: Filled, split: str, rng: random.Random, n_para: int) -> list[dict[str, object]]:
     """The paraphrases and hard negatives of one filled task."""
     task = f.task
@@ -303,12 +349,11 @@ def pairs_for(f: Filled, split: str, rng: random.Random, n_para: int) -> list[di
             )
 
     for _ in range(n_para):
-        fa, fb = _two_frames(task.kind, split, rng, same=rng.random() < 0.2)
-        add(surface(render(f, fa, rng), rng), surface(render(f, fb, rng), rng), 1, "paraphrase")
+        a, b = _render_two(f, f, split, rng, same_frame=rng.random() < 0.2, reword=0.8)
+        add(surface(a, rng), surface(b, rng), 1, "paraphrase")
 
     def negative(g: Filled, category: str) -> None:
-        fa, fb = _two_frames(task.kind, split, rng, same=rng.random() < 0.5)
-        a, b = render(f, fa, rng), render(g, fb, rng)
+        a, b = _render_two(f, g, split, rng, same_frame=rng.random() < 0.5, reword=0.5)
         if rng.random() < 0.5:
             a, b = surface(a, rng, 0.6), surface(b, rng, 0.6)
         if rng.random() < 0.5:
@@ -324,45 +369,35 @@ def pairs_for(f: Filled, split: str, rng: random.Random, n_para: int) -> list[di
             a, b = b, a
         add(a, b, 0, "added_constraint")
 
-    slots = [(i, p) for i, p in enumerate(task.parts) if isinstance(p, Slot)]
-    poles = [i for i, p in slots if p.kind == "pole"]
+    slots = [p for p in task.parts if isinstance(p, Slot)]
+    poles = sorted({p.key for p in slots if p.kind == "pole"})
     if poles:
-        i = rng.choice(poles)
+        key = rng.choice(poles)
         g = Filled(task, dict(f.poles), dict(f.values))
-        g.poles[i] = 1 - g.poles[i]
+        g.poles[key] = 1 - g.poles[key]
         negative(g, "negation")
-    nums = [i for i, p in slots if p.kind == "num"]
+    nums = sorted({p.key for p in slots if p.kind == "num"})
     if nums:
-        i = rng.choice(nums)
+        key = rng.choice(nums)
         g = Filled(task, dict(f.poles), dict(f.values))
-        spec = next(p.arg for j, p in slots if j == i)
-        g.values[i] = _number(spec, rng, avoid=f.values[i])
+        spec = next(p.arg for p in slots if p.key == key)
+        g.values[key] = _number(spec, rng, avoid=f.values[key])
         negative(g, "number_change")
-    ents = [(i, p) for i, p in slots if p.kind == "ent"]
+    ents = sorted({(p.key, p.arg) for p in slots if p.kind == "ent"})
     if ents:
-        i, p = rng.choice(ents)
+        key, typ = rng.choice(ents)
         taken = {str(v) for v in f.values.values()}
         g = Filled(task, dict(f.poles), dict(f.values))
-        new = rng.choice([e for e in ENTITY_LISTS[p.arg] if e not in taken])
-        for j, q in ents:  # every mention of that slot
-            if q.key == p.key:
-                g.values[j] = new
+        g.values[key] = rng.choice([e for e in ENTITY_LISTS[typ] if e not in taken])
         negative(g, "entity_swap")
-    by_key: dict[str, list[int]] = {}
-    for i, p in ents:
-        by_key.setdefault(p.key, []).append(i)
-    for t in {p.arg for _, p in ents}:
-        k1, k2 = by_key.get(f"{t}#1", []), by_key.get(f"{t}#2", [])
-        if k1 and k2:
+    for t in sorted({typ for _, typ in ents}):
+        k1, k2 = f"{t}#1", f"{t}#2"
+        if k1 in f.values and k2 in f.values:
             g = Filled(task, dict(f.poles), dict(f.values))
-            for j in k1:
-                g.values[j] = f.values[k2[0]]
-            for j in k2:
-                g.values[j] = f.values[k1[0]]
+            g.values[k1], g.values[k2] = f.values[k2], f.values[k1]
             if task.symmetric:
-                fa, fb = _two_frames(task.kind, split, rng, same=False)
-                add(surface(render(f, fa, rng), rng), surface(render(g, fb, rng), rng), 1,
-                    "paraphrase")  # fmt: skip
+                a, b = _render_two(f, g, split, rng, same_frame=False, reword=0.8)
+                add(surface(a, rng), surface(b, rng), 1, "paraphrase")
             else:
                 negative(g, "direction_swap")
     return out
@@ -372,11 +407,14 @@ def generate(per_task: int = 4, n_para: int = 2, seed: int = SEED) -> list[dict[
     """All pairs, in a fixed order (one random generator per task, so that editing one task
     leaves the others' pairs as they were)."""
     rows: list[dict[str, object]] = []
+    known = {(domain, text) for domain, tasks in TASKS.items() for _, text in tasks}
+    if unknown := sorted(set(REWORDINGS) - known):
+        raise ValueError(f"rewordings of tasks that do not exist: {unknown}")
     for domain in sorted(TASKS):
         split = "dev" if domain in DEV_DOMAINS else "train"
         for k, (kind, text) in enumerate(TASKS[domain]):
             rng = random.Random(f"{seed}:{domain}:{k}:{text}")
-            task = parse(domain, kind, text)
+            task = parse(domain, kind, text, REWORDINGS.get((domain, text), ()))
             for _ in range(per_task):
                 rows.extend(pairs_for(fill(task, rng), split, rng, n_para))
     return rows

@@ -11,7 +11,7 @@ Prints, per category, how many pairs were served, and overall precision (served 
 true paraphrases) and recall (true paraphrases served). Pair files are JSON lines
 ``{"a", "b", "label", "category"?}``, e.g. ``benchmarks/data/prompt_pairs.jsonl``.
 
-    python benchmarks/live_pairs.py PAIRS.jsonl [--threshold 0.9] [--save]
+    python benchmarks/live_pairs.py PAIRS.jsonl [--threshold 0.9] [--split check] [--save]
 """
 
 from __future__ import annotations
@@ -32,14 +32,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from pairs import domain_half  # noqa: E402
 from report import add_save_flag, results_dir  # noqa: E402
 from support import Gateway, basic_config, start_upstream, write_config  # noqa: E402
 
 
-def load(path: Path) -> list[dict]:
+def load(path: Path, split: str | None = None) -> list[dict]:
+    """The pairs of a file; ``split`` keeps one split (a row's ``split``, else the half of its
+    ``domain``: ``pairs.domain_half``)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     for r in rows:
         r.setdefault("category", "paraphrase" if r["label"] else "negative")
+    if split:
+        rows = [r for r in rows if r.get("split", domain_half(r.get("domain", ""))) == split]
     return rows
 
 
@@ -67,12 +72,16 @@ def main() -> None:
     ap.add_argument("pairs", type=Path)
     ap.add_argument("--threshold", type=float, help="per-request threshold (default: the config's)")
     ap.add_argument("--config-extra", default="", help="lines added inside [cache]")
+    ap.add_argument(
+        "--split",
+        help="only this split: a row's split field, else the half of its domain (tune, check)",
+    )
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--name", help="results file name (default: live_<pairs file stem>)")
     add_save_flag(ap)
     args = ap.parse_args()
 
-    rows = load(args.pairs)
+    rows = load(args.pairs, args.split)
     up = start_upstream("u1")
     tmp = Path(tempfile.mkdtemp(prefix="sidecache-live-"))
     config = basic_config([up], tmp, cache=True, cache_extra=args.config_extra)
@@ -102,7 +111,8 @@ def main() -> None:
     recall = true_hits / positives if positives else 0.0
 
     setting = f"threshold {args.threshold}" if args.threshold is not None else "default settings"
-    print(f"\n{args.pairs.name}: {len(rows)} pairs through a live gateway ({setting})\n")
+    part = f", split {args.split}" if args.split else ""
+    print(f"\n{args.pairs.name}{part}: {len(rows)} pairs through a live gateway ({setting})\n")
     print(f"{'category':<14}{'served':>8}{'of':>6}{'share':>8}")
     for cat in sorted(total):
         print(f"{cat:<14}{served[cat]:>8}{total[cat]:>6}{served[cat] / total[cat]:>8.3f}")
@@ -113,6 +123,7 @@ def main() -> None:
     doc = {
         "benchmark": "live_pairs",
         "pairs": str(args.pairs.name),
+        "split": args.split,
         "setting": setting,
         "config_extra": args.config_extra,
         "served": dict(served),
@@ -122,7 +133,8 @@ def main() -> None:
         "true_hits": true_hits,
         "false_hits": false_hits,
     }
-    path = results_dir(args.save) / f"{args.name or 'live_' + args.pairs.stem}.json"
+    default_name = "live_" + args.pairs.stem + (f"_{args.split}" if args.split else "")
+    path = results_dir(args.save) / f"{args.name or default_name}.json"
     path.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -3,7 +3,9 @@
 Three input formats are understood, picked from the file's content rather than its name:
 
 - our prompt pairs (``benchmarks/data/prompt_pairs.jsonl``): ``{"a", "b", "label", "category",
-  "split"}`` one object a line;
+  "split"}`` one object a line (without ``split`` but with ``domain``, as in
+  ``dev_pairs_v2.jsonl``: split into a ``tune`` and a ``check`` half by domain,
+  :func:`domain_half`);
 - QQP as shipped in ``../shared/data/qqp_dev.jsonl.gz``: ``{"a", "b", "label"}`` a line;
 - GPTCache's ``mock_data.json``: a JSON list of ``{"origin", "similar"}`` (positives only; the
   benchmarks run it as a retrieval task, every ``origin`` stored and every ``similar`` queried).
@@ -105,6 +107,13 @@ def stable_percent(text: str) -> int:
     return int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:4], "big") % 100
 
 
+def domain_half(domain: str) -> str:
+    """'tune' or 'check' for a domain: pair files with domains and no split of their own
+    (``dev_pairs_v2.jsonl``) are halved by domain, so that what is tuned on one half is
+    checked on domains it never saw. A hash of the name, fixed before the pairs were read."""
+    return "tune" if stable_percent("half:" + domain) % 2 == 0 else "check"
+
+
 def component_roots(a: Sequence[str], b: Sequence[str]) -> list[str]:
     """For each pair, the smallest question of its connected component (its component's name)."""
     parent: dict[str, str] = {}
@@ -173,6 +182,8 @@ def load_pairs(path: str | Path, limit: int | None = None, split: str | None = N
         b = [r["b"] for r in rows]
         if all("split" in r for r in rows):
             splits = [str(r["split"]) for r in rows]
+        elif rows and all("domain" in r for r in rows):
+            splits = [domain_half(str(r["domain"])) for r in rows]
         else:
             splits = component_split(a, b)
         ps = PairSet(

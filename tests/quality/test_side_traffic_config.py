@@ -62,7 +62,11 @@ def test_everything_set(tmp_path: Path) -> None:
         ("audit_rate = 1.5\n", "audit_rate"),
         ("target_error_rate = 0\n", "target_error_rate"),
         ("audit_budget_usd = -1\n", "audit_budget_usd"),
-        ("min_threshold = 0.95\n", "min_threshold (0.95) is above the alias's threshold (0.75)"),
+        (
+            "min_threshold = 0.95\n",
+            "min_threshold (0.95) is above the alias's threshold"
+            f" ({config.CacheConfig().threshold:g})",
+        ),
         ("audit_rat = 0.1\n", "audit_rat"),
         ("[side_traffic]\nmax_in_flight = 0\n", "max_in_flight"),
     ],

@@ -6,10 +6,13 @@ see that "enable 2FA" and "disable 2FA", "Paris to Brussels" and "Brussels to Pa
 the FAISS match passes the threshold, :meth:`Verifier.check` looks at what differs between the
 two prompts, in three layers:
 
-1. **Contradictions** (hard vetoes): a number, unit or date that changed, a negation that flipped,
-   an antonym that replaced its opposite (enable/disable, upload/download), the two ends of a
+1. **Contradictions** (hard vetoes): a number, unit or date that changed, a negation that flipped
+   (or moved: "convex but not regular" / "regular but not convex"), an antonym that replaced its
+   opposite (enable/disable, upload/download, over-/under-, pre-/post-), the two ends of a
    direction swapped ("from A to B" against "from B to A"), a programming language, framework or
-   named thing replaced by another.
+   named thing replaced by another, and one word of an otherwise identical prompt swapped for an
+   unrelated one ("wine with duck" / "wine with tuna": a reworded paraphrase differs in more
+   places, a synonym or a misspelling is no swap).
 2. **Pair features**: word, stem and character n-gram overlap, weighted by rarity; how many content
    words of each side find no counterpart on the other (by spelling or by a small distilled word
    vector table); question-word and first-word agreement; length ratios; the contradiction flags;
@@ -21,7 +24,8 @@ two prompts, in three layers:
    numpy. The pair is accepted when no hard veto fires and the score reaches the cutoff.
 
 Which contradictions are hard vetoes is part of the shipped file (all but ``entity``, which on
-general questions fires too often on true duplicates and is left to the learned score).
+general questions fires too often on true duplicates and is left to the learned score). The
+default ``cache.threshold`` and the shipped cutoff are chosen together by the training script.
 
 Everything is pure CPU and allocation-light, a fraction of a millisecond per check; the text
 analysis of a prompt is memoised, since cached prompts come back again and again. A

@@ -41,6 +41,7 @@ from sidecache.cache.verifier.lexicon import (
 _TOKEN_RE = re.compile(
     r"(?i:c\+\+|c#|f#|asp\.net|\.net|objective-c)|[$€£¥₹]|->|=>|&|%"
     r"|(?<![\w-])--?[A-Za-z][\w-]*"
+    r"|(?<![\w,.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w,])"  # 19,000 is one number, not 19 and 0
     r"|[A-Za-z0-9_]+(?:[.'’][A-Za-z0-9_]+)*(?:\(\))?"
 )
 _DIMENSION_RE = re.compile(r"(\d)[x×](\d)")
@@ -77,11 +78,26 @@ _REWRITES = tuple(
         ),
         (r"(?<!far )\baway\s+from\b", "avoid"),  # "stay away from", "keep the cat away from"
         (r"\b(?:leave|leaves|leaving|left)\s+(?:out|off)\b", "omit"),
+        (r"[\s,]+(?:or|or\s+rather)\s+not\b(?=\s*(?:[?.!,;:]|$))", ""),  # "... or not?"
+        (r"\bwhether\s+or\s+not\b", "whether"),
+        (
+            r"\b(?:(?:does|do|did|is|are|was|were|has|have|wo)n[’']?t\s+(?:been\s+)?|not\s+"
+            r"|stopped\s+)work(?:s|ing|ed)?\b",
+            "broken",
+        ),  # "not working", "doesn't work", "stopped working": broken, not a flipped ask
     )
 )
 """Phrases said another way so that the word lists see them: "w/o" and "sugar-free" negate like
 "without", "fail to" like "not", "(stay) away from" like "avoid", "leave out" like "omit"; "how 2"
-is "how to", not the number 2."""
+is "how to", not the number 2; "... or not?" and "whether or not" negate nothing; "not working"
+and "doesn't work" are "broken" (whose opposite is "working")."""
+_OUT_OF_RE = re.compile(
+    r"\bout\s+of(?=\s+(?:the|a|an|my|your|our|their|his|her|its|this|that)\b)", re.IGNORECASE
+)
+"""A source said with "out of": "copy a file *out of* the container to my machine" is "from"
+it ("out of memory", "out of stock" are left alone)."""
+_CUE_CANON = {"into": "to", "onto": "to", "toward": "to", "towards": "to"}
+"""Direction words compared as one: "from A into B" and "from B to A" swap the same ends."""
 _SEASONS = {"spring": "spring", "summer": "summer", "autumn": "autumn", "fall": "autumn",
             "winter": "winter"}  # fmt: skip
 _SEASON_CUES = frozenset({"in", "during", "this", "next", "last", "every", "through", "over"})
@@ -154,6 +170,7 @@ def _analyse(text: str) -> PromptAnalysis:
     for pattern, replacement in _REWRITES:
         prepared = pattern.sub(replacement, prepared)
     prepared = _COMPOUND_RE.sub(_compound, _DIMENSION_RE.sub(r"\1 x \2", prepared))
+    prepared = _OUT_OF_RE.sub("from", prepared)  # after the compounds: "opt out of" stays
     prepared = _ENUMERATOR_RE.sub(" ", _INTERJECTION_RE.sub("", prepared))
     matches = list(_TOKEN_RE.finditer(prepared))
     raw = [m.group() for m in matches]
@@ -170,6 +187,8 @@ def _analyse(text: str) -> PromptAnalysis:
         low = _contraction(r.lower())
         if r.isupper() and low in ROMAN:
             low = ROMAN[low]
+        if r in ("US", "U.S"):
+            low = "usa"  # the country, not the pronoun "us"
         if low.startswith("-"):
             code_like = True
         low = TECH_ALIASES.get(low, low)
@@ -207,7 +226,7 @@ def _analyse(text: str) -> PromptAnalysis:
             continue
         if t in DIRECTION_CUES:
             if not (t == "to" and i > 0 and (tokens[i - 1] in STOP or tokens[i - 1] in QWORDS)):
-                pending.append((t, len(seq)))  # "how to", "need to": no direction
+                pending.append((_CUE_CANON.get(t, t), len(seq)))  # "how to": no direction
             continue
         if t in SYMMETRIC_CUES:
             symmetric = True
@@ -233,7 +252,7 @@ def _analyse(text: str) -> PromptAnalysis:
                 dates.add(t)
             if i + 1 < n:
                 nxt = tokens[i + 1]
-                if nxt == "%" or nxt in UNITS:
+                if nxt == "%" or (nxt in UNITS and not _preposition(tokens, i + 1)):
                     quantities.append((num, "percent" if nxt == "%" else _unit(nxt)))
             continue
         if t in ("next", "last", "this", "previous") and i + 1 < n and tokens[i + 1] in (
@@ -247,7 +266,11 @@ def _analyse(text: str) -> PromptAnalysis:
             dates.add(t)
         if t in _SEASONS and i > 0 and tokens[i - 1] in _SEASON_CUES:
             dates.add(_SEASONS[t])  # "in summer", not "Spring Boot" or "fall asleep"
-        if t in UNITS and ((i > 0 and _parse_number(tokens[i - 1]) is not None) or len(t) > 2):
+        if (
+            t in UNITS
+            and ((i > 0 and _parse_number(tokens[i - 1]) is not None) or len(t) > 2)
+            and not _preposition(tokens, i)
+        ):
             units.add(_unit(t))
         if t in STOP:
             continue
@@ -288,6 +311,14 @@ def _analyse(text: str) -> PromptAnalysis:
         chars=chars,
         n_chars=len(text),
     )
+
+
+_DETERMINERS = frozenset("the a an my your our their his her its this that these those".split())
+
+
+def _preposition(tokens: list[str], i: int) -> bool:
+    """``tokens[i]`` is "in" used as a preposition ("first in the same session"), not inches."""
+    return tokens[i] == "in" and i + 1 < len(tokens) and tokens[i + 1] in _DETERMINERS
 
 
 def _compound(m: re.Match[str]) -> str:

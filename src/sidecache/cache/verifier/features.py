@@ -53,6 +53,7 @@ FEATURE_NAMES = (
     "same_last",
     "raw_unmatched_max",
     "proj_cosine",
+    "edit_spans",
     *(f"veto_{v}" for v in VETOES),
 )
 
@@ -86,6 +87,13 @@ def _inversions(a: Sequence[str], b: Sequence[str]) -> int:
     pos = {w: i for i, w in enumerate(b)}
     seq = [pos[w] for w in dict.fromkeys(a) if w in pos]
     return sum(1 for i in range(len(seq)) for j in range(i + 1, len(seq)) if seq[i] > seq[j])
+
+
+def _edit_spans(a: Sequence[str], b: Sequence[str]) -> int:
+    """In how many places the content words differ: a minimal edit ("chicken" -> "chickpeas")
+    differs in one, a prompt reworded by someone else in several."""
+    ops = SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    return sum(1 for op, *_ in ops if op != "equal")
 
 
 def pair_features(
@@ -182,6 +190,7 @@ def pair_features(
         ),
         float(max(len(set(qa.tokens) - set(ca.tokens)), len(set(ca.tokens) - set(qa.tokens)))),
         proj_cosine,
+        float(_edit_spans([fix.get(x, x) for x in qa.stems], list(ca.stems))),
         *(float(v in vetoes) for v in VETOES),
     ]
     return np.asarray(f, dtype=np.float64)

@@ -33,6 +33,18 @@ FILLER = frozenset(
 )
 """Politeness and framing words: a paraphrase often adds or drops them."""
 
+FRAME = frozenset(
+    """
+    best good better easiest easy simplest simple quickest quick fastest proper right correct
+    tip tips advice guide steps step way ways method methods question questions wondering idea
+    ideas suggestion suggestions recommendation recommend option options example examples thing
+    things anyone someone somebody sir guys folks ok okay hey
+    """.split()
+)
+"""Words that frame a question rather than say what it is about ("best way to", "any tips
+on", "quick question"): a paraphrase swaps them freely, so :mod:`.rules` looks past them when
+it compares the words two prompts are about."""
+
 QWORDS = ("what", "how", "why", "when", "where", "who", "which", "whose", "whom")
 
 NEGATIONS = frozenset(
@@ -42,6 +54,7 @@ NEGATIONS = frozenset(
     avoid avoids avoided avoiding refuse refuses refused refusing unable impossible lack lacks
     lacking lacked except exclude excluding absence absent non prevent prevents prevented
     preventing forbid forbids forbidden prohibit prohibits prohibited banned disallow disallowed
+    barely hardly
     """.split()
 )
 """Words that flip what a prompt asks. Phrases that do the same ("fail to", "stay away from",
@@ -93,6 +106,26 @@ import export; heat cool; heating cooling; rise fall; rising falling; grow shrin
 shrinking; inflate deflate; inflation deflation; overestimate underestimate; overweight
 underweight; overpaid underpaid; overrated underrated; pro anti; for against; legal illegal;
 formal informal; formal casual; polite rude; active inactive; activate deactivate;
+cause effect; causes effects; strength weakness; strengths weaknesses; supply demand; plural
+singular; single married; permanent temporary; acute chronic; benign malignant; gross net; fixed
+variable; fixed adjustable; bull bear; bullish bearish; asset liability; assets liabilities;
+income expense; income expenses; surplus deficit; absolute relative; prefix suffix; leading
+trailing; global local; stateful stateless; wired wireless; lazy eager; whitelist blacklist;
+allowlist denylist; raw cooked; crispy soggy; tender tough; praise criticize; praise criticise;
+support oppose; absorb reflect; strengthen weaken; lengthen shorten; brighten darken; soften
+harden; widen narrow; dominant recessive; anode cathode; oxidation reduction; oxidize reduce;
+acidic alkaline; acid base; aerobic anaerobic; plaintiff defendant; employer employee; employers
+employees; landlord tenant; landlords tenants; buyer seller; buyers sellers; lender borrower;
+predator prey; victory defeat; winner loser; guilty innocent; mild severe; rare common; major
+minor; majority minority; junior senior; superior inferior; optimistic pessimistic; amateur
+professional; natural artificial; natural synthetic; dense sparse; rigid flexible; dehydrate
+hydrate; dehydrated hydrated; arrive leave; attack defend; offense defense; offensive defensive;
+domestic international; domestic foreign; mandatory optional; compulsory optional; required
+optional; remember forget; reward punish; reward punishment; victory loss; survive die; survived
+died; introvert extrovert; introverted extroverted; teacher student; host guest; upstream
+downstream; ascend descend; accelerate decelerate;
+appreciate depreciate; appreciation depreciation; concave convex; convex concave; ionic covalent;
+exothermic endothermic; prokaryotic eukaryotic; vegan carnivore; hydrophobic hydrophilic;
 """
 
 
@@ -106,6 +139,7 @@ remove drop skip;
 increase raise boost grow turnup enlarge bigger larger / decrease reduce lower cut shrink
 turndown smaller;
 more higher bigger larger greater / less fewer lower smaller lesser;
+most highest biggest largest greatest / least fewest lowest smallest;
 big large huge / small little tiny;
 easy easier simple simpler / hard harder difficult tricky;
 strong stronger / weak weaker mild milder;
@@ -114,7 +148,8 @@ cheap cheaper inexpensive affordable / expensive pricier costly dear;
 safe safer harmless healthy healthier / unsafe dangerous harmful toxic poisonous risky unhealthy;
 good better best great decent / bad worse worst poor terrible;
 pro pros advantage advantages benefit benefits upside upsides plus / con cons disadvantage
-disadvantages drawback drawbacks downside downsides risk risks minus;
+disadvantages drawback drawbacks downside downsides risk risks minus challenge challenges danger
+dangers;
 before prior earlier / after later;
 accept accepting agree approve / decline declining turndown reject refuse;
 show showing display unhide reveal / hide hiding conceal;
@@ -123,7 +158,7 @@ encrypt encode lock / decrypt decode unlock;
 compress zip pack archive / decompress unzip unpack extract;
 connect pair attach / disconnect unpair detach;
 subscribe join follow / unsubscribe leave unfollow;
-start begin launch / stop end finish quit;
+start begin launch setup / stop end finish quit;
 open / close closed shut block;
 thicken thick / thin;
 exist exists present / missing;
@@ -150,10 +185,40 @@ rational / irrational;
 normal / abnormal unusual;
 positive / negative;
 longer / shorter;
+long longer more over / short shorter less under;
+high higher highest most / low lower lowest least;
+attract attracts attracting / repel repels repelling deter;
+tighten tight / loosen loose;
+converge converging converges / diverge diverging diverges;
+donor donate give giver / recipient receive receiver;
+edible eat eatable safe harmless / poisonous toxic inedible;
+appropriate suitable / inappropriate unsuitable dangerous;
+work works working succeed / fail fails failing broken;
+chewy chewier soft softer / crispy crispier crunchy crunchier crisp hard;
+binding enforceable valid / void unenforceable invalid;
+install setup add / remove uninstall strip delete;
+add insert / strip remove;
+effective / ineffective useless;
+heavy heavier / light lighter;
+wide wider / narrow narrower;
+thick thicker / thin thinner;
+deep deeper / shallow shallower;
+ripe / unripe;
+sweet / sour bitter savory;
 """
 """Poles of an opposition, each a set of synonyms: every word of one pole opposes every word of
 the other, so a reworded flip ("turn on" against "disable") is caught like a plain one."""
 
+OPPOSED_PREFIXES = (
+    ("over", "under"), ("hyper", "hypo"), ("pre", "post"), ("up", "down"), ("in", "out"),
+    ("im", "ex"), ("in", "ex"), ("in", "de"), ("endo", "exo"), ("inter", "intra"),
+    ("macro", "micro"), ("ac", "de"), ("ap", "de"), ("as", "de"),
+)  # fmt: skip
+"""Prefixes that oppose each other on the same rest: overestimate/underestimate,
+hypertension/hypotension, pretax/posttax, upload/download, inbound/outbound, import/export,
+include/exclude, increase/decrease, endothermic/exothermic, accelerate/decelerate,
+appreciate/depreciate, ascend/descend. Two words that differ only so ask other things even where
+they are not opposites (income/outcome, assign/design)."""
 NEGATING_PREFIXES = ("un", "non", "dis", "in", "im", "il", "ir")
 """A word that is another word with one of these in front is its opposite (unblock/block,
 irrational/rational), within the limits below."""
@@ -333,8 +398,10 @@ def edit_close(a: str, b: str) -> bool:
         return True
     if abs(la - lb) > 2 or min(la, lb) < 4:
         return False
-    if sorted(a) == sorted(b):
-        return True  # transposition
+    if la == lb:
+        diff = [i for i in range(la) if a[i] != b[i]]
+        if len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]:
+            return a[diff[1]] == b[diff[0]]  # two neighbours transposed ("teh"), no anagram
     # one edit away
     if la == lb:
         return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
@@ -378,6 +445,55 @@ PERSONS = (
 
 ANTONYMS = _pole_map(_ANTONYM_POLES, _antonym_map(_ANTONYMS_RAW))
 """Stem -> the stems of its opposites, both ways round."""
+
+
+def _pole_mates(raw: str) -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for chunk in raw.replace("\n", " ").split(";"):
+        for side in chunk.split("/"):
+            words = {stem(w) for w in side.split()}
+            for w in words:
+                out.setdefault(w, set()).update(words - {w})
+    return {k: frozenset(v) for k, v in out.items() if v}
+
+
+_SYNONYM_GROUPS = """
+kid kids child children; baby infant newborn; movie movies film films; show series; car vehicle
+auto; buy purchase; fix repair; job career occupation; doctor physician; teacher professor
+instructor tutor; student pupil; begin start; finish end complete; help assist; choose pick
+select; display show; use utilize; need require; make create build; remove delete erase; error
+bug issue problem; house home; phone smartphone mobile cellphone; picture photo image; app
+application; laptop notebook computer; money cash funds; price cost; eat consume; trip journey
+vacation holiday; shop store; sick ill; illness disease; medicine medication; smart intelligent
+clever; easy simple; hard difficult tough; cheap inexpensive affordable; expensive costly
+pricey; learn study; speak talk; answer reply respond; website site webpage; folder directory;
+file document; exercise workout; aquarium tank; stomach belly tummy; couch sofa; fridge
+refrigerator; bathroom restroom toilet; garbage trash rubbish; lawyer attorney; fast quick
+rapid; big large huge; small little tiny; often frequently; maybe perhaps; enough sufficient;
+guide tutorial; tip tips advice; mistake error; limit limits cap; recommend suggest; similar
+like; method technique approach way; explain describe; example sample; boss manager
+supervisor; salary pay wage wages; cv resume; bike bicycle; plane airplane aircraft flight;
+lift elevator; holiday vacation; flat apartment; pants trousers; cookie biscuit; soccer football
+"""
+"""Words that ask the same in most prompts: one said for the other is no swap ("screen time for
+kids" / "for children"). General English, not taken from any pair file."""
+
+
+def _synonym_map(raw: str) -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for chunk in raw.replace("\n", " ").split(";"):
+        words = {stem(w) for w in chunk.split()}
+        for w in words:
+            out.setdefault(w, set()).update(words - {w})
+    return {k: frozenset(v) for k, v in out.items() if v}
+
+
+SYNONYMS = _synonym_map(_SYNONYM_GROUPS)
+"""Stem -> the stems of words that usually mean the same (:data:`_SYNONYM_GROUPS`)."""
+
+POLE_MATES = _pole_mates(_ANTONYM_POLES)
+"""Stem -> the stems on its own side of an opposition ("eat" -> "safe", "edible"): "not eat"
+and "safe" talk about the same thing."""
 
 UNIT_ALIASES = {
     "min": "minute", "mins": "minute", "minute": "minute", "minutes": "minute",

@@ -14,8 +14,12 @@ from sidecache.cache.verifier.analysis import PromptAnalysis
 from sidecache.cache.verifier.lexicon import (
     ADJECTIVE_ENDINGS,
     ANTONYMS,
+    FRAME,
     NEGATING_PREFIXES,
+    OPPOSED_PREFIXES,
+    POLE_MATES,
     PREFIX_NOT_OPPOSITE,
+    SYNONYMS,
     edit_close,
     stem,
 )
@@ -29,6 +33,7 @@ VETOES = (
     "direction",
     "tech",
     "entity",
+    "swap",
 )
 """The contradiction checks, in the order :func:`contradictions` reports them."""
 
@@ -44,7 +49,7 @@ def contradictions(qa: PromptAnalysis, ca: PromptAnalysis) -> list[str]:
     if qa.numbers != ca.numbers:
         if qa.numbers and ca.numbers:
             found.append("number")
-        elif (qa.numbers or ca.numbers) not in (("1",), ("1st",)) and (qa.units or ca.units):
+        elif not set(qa.numbers or ca.numbers) <= {"1", "1st"} and (qa.units or ca.units):
             found.append("number")  # "5 minutes" against "minutes": a quantity appeared
     elif qa.quantities != ca.quantities and qa.quantities and ca.quantities:
         found.append("number")  # the same numbers on other units: "5% for 3 years"
@@ -54,7 +59,11 @@ def contradictions(qa: PromptAnalysis, ca: PromptAnalysis) -> list[str]:
     da, db = qa.dates - ca.dates, ca.dates - qa.dates
     if da and db:
         found.append("date")
-    negation = (qa.negations % 2) != (ca.negations % 2) and not _same_negation(qa, ca)
+    negation = (
+        (qa.negations % 2) != (ca.negations % 2)
+        and not _same_negation(qa, ca)
+        and _negates_shared(qa, ca)
+    ) or _negation_moved(qa, ca)
     b_only = ca.polar - qa.polar
     opposed = [(w, x) for w in qa.polar - ca.polar for x in b_only if _opposed(w, x)]
     if opposed and all((w in qa.negated) != (x in ca.negated) for w, x in opposed):
@@ -64,7 +73,7 @@ def contradictions(qa: PromptAnalysis, ca: PromptAnalysis) -> list[str]:
         found.append("negation")
     if opposed:
         found.append("antonym")
-    if _direction_swapped(qa, ca):
+    if _direction_swapped(qa, ca) or _to_from_flipped(qa, ca) or _to_from_flipped(ca, qa):
         found.append("direction")
     ta, tb = qa.tech - ca.tech, ca.tech - qa.tech
     if ta and tb and not any(edit_close(x, y) for x in ta for y in tb):
@@ -73,7 +82,60 @@ def contradictions(qa: PromptAnalysis, ca: PromptAnalysis) -> list[str]:
     eb = unmatched(ca.entities - qa.entities - ca.tech, qa.entities | qa.content)
     if ea and eb:
         found.append("entity")
+    if _swapped_word(qa, ca):
+        found.append("swap")
     return found
+
+
+def _swapped_word(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
+    """The same prompt with one or two content words replaced by others: "best car seat for a
+    newborn" / "best stroller for a newborn", "plants that attract bees" / "... repel bees".
+
+    A paraphrase written by someone else rewords more than one spot; a prompt that differs in
+    exactly one place, by a word that is not the same word misspelt or shortened, most often
+    asks about another thing (another food, city, part or action). Words that reappear
+    elsewhere on the other side (a reordering) do not count.
+    """
+    sa = [w for w in qa.stems if w not in _FRAME]
+    sb = [w for w in ca.stems if w not in _FRAME]
+    n = min(len(sa), len(sb))
+    p = 0
+    while p < n and sa[p] == sb[p]:
+        p += 1
+    s = 0
+    while s < n - p and sa[-1 - s] == sb[-1 - s]:
+        s += 1
+    block_a, block_b = sa[p : len(sa) - s], sb[p : len(sb) - s]
+    if not (1 <= len(block_a) <= 2 and 1 <= len(block_b) <= 2):
+        return False
+    if p + s < max(1, max(len(sa), len(sb)) // 2):
+        return False  # too little shared context to call the rest the same prompt
+    if any(w in ca.content for w in block_a) or any(w in qa.content for w in block_b):
+        return False
+    names = qa.entities | ca.entities
+    return not any(_related(x, y, names) for x in block_a for y in block_b)
+
+
+def _related(x: str, y: str, names: frozenset[str]) -> bool:
+    """One word spelt another way, shortened, or its opposite (which :func:`contradictions`
+    judges with the negations: "not safe" / "unsafe" is no swap). Short names a letter apart
+    are other names ("Ming" / "Qing", "Mali" / "Bali"), not typos."""
+    if x in names and y in names and min(len(x), len(y)) < 5:
+        return False
+    if x in POLE_MATES.get(y, ()) or x in SYNONYMS.get(y, ()):
+        return True  # one word said another way: "increase" / "raise", "kids" / "children"
+    return edit_close(x, y) or _typo(x, y) or x.endswith(y) or y.endswith(x) or _opposed(x, y)
+
+
+_FRAME = frozenset(stem(w) for w in FRAME)
+
+
+def _typo(x: str, y: str) -> bool:
+    """Short stems a letter apart ("vau"/"valu" from "vaues"/"values")."""
+    if min(len(x), len(y)) < 3 or abs(len(x) - len(y)) > 1:
+        return False
+    s, t = (x, y) if len(x) <= len(y) else (y, x)
+    return any(t[:i] + t[i + 1 :] == s for i in range(len(t))) if len(s) < len(t) else False
 
 
 _ARTICLES = frozenset({"the", "a", "an"})
@@ -88,15 +150,60 @@ def _same_negation(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
     return not ((qa.negated - ca.negated) & ca.content or (ca.negated - qa.negated) & qa.content)
 
 
+def _negates_shared(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
+    """A negation negates something both prompts talk about, or nothing in particular.
+
+    "list running containers" against "... the ones that are up, not the ones that exited",
+    "banana bread recipe" against "banana bread, nothing fancy": the negated words are a detail
+    the other prompt never mentions, so the negation adds a nuance and does not flip the ask.
+    "run at startup" against "not run at startup", "eat with gout" against "should not eat
+    with gout": the negated words are on both sides, a flip.
+    """
+    if not (qa.negated or ca.negated):
+        return True  # "why is it forbidden?": nothing after the negation, so no scope to judge
+    return _talks_about(qa.negated, ca.content) or _talks_about(ca.negated, qa.content)
+
+
+def _talks_about(negated: frozenset[str], other: frozenset[str]) -> bool:
+    """A negated word is on the other side, spelt alike or by a word of its own pole ("should
+    *not eat*" against "*safe* to"): "foods babies should not eat" / "foods safe for babies"."""
+    if len(unmatched(negated, other)) < len(negated):
+        return True
+    return any(POLE_MATES.get(w, frozenset()) & other for w in negated)
+
+
+def _negation_moved(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
+    """As many negations on both sides, but each negates what the other asserts: "continuous
+    but not differentiable" / "differentiable but not continuous"."""
+    if not (qa.negations and ca.negations) or qa.negations != ca.negations:
+        return False
+    a_only, b_only = qa.negated - ca.negated, ca.negated - qa.negated
+    return bool(a_only & (ca.content - ca.negated)) and bool(b_only & (qa.content - qa.negated))
+
+
 def _opposed(w: str, x: str) -> bool:
     """``w`` is the opposite of ``x``: listed (enable/disable, turn on/switch off) or by a
     negating prefix (unblock/block, irrational/rational)."""
     opp = ANTONYMS.get(w)
-    return bool(opp and x in opp) or _prefixed(w, x) or _prefixed(x, w)
+    return bool(opp and x in opp) or _prefixed(w, x) or _prefixed(x, w) or _counter_prefixed(w, x)
+
+
+def _counter_prefixed(w: str, x: str) -> bool:
+    """The same rest of four letters or more behind opposed prefixes (over-/under-, pre-/post-,
+    up-/down-, in-/ex-, ...: :data:`OPPOSED_PREFIXES`)."""
+    for p, q in OPPOSED_PREFIXES:
+        for a, b in ((w, x), (x, w)):
+            rest = a[len(p) :]
+            if a.startswith(p) and b.startswith(q) and len(rest) >= 4 and rest == b[len(q) :]:
+                return True
+    return False
 
 
 _NOT_OPPOSITE = frozenset(stem(w) for w in PREFIX_NOT_OPPOSITE)
-_ADJECTIVE_ENDINGS = tuple({*ADJECTIVE_ENDINGS, *(stem("x" + e)[1:] for e in ADJECTIVE_ENDINGS)})
+_ADJECTIVE_ENDINGS = tuple(
+    sorted({*ADJECTIVE_ENDINGS, *(stem("xxxx" + e)[4:] for e in ADJECTIVE_ENDINGS)})
+)
+"""The endings as written and as stemmed ("effective" is compared as "effectiv")."""
 
 
 def _prefixed(neg: str, base: str) -> bool:
@@ -106,6 +213,19 @@ def _prefixed(neg: str, base: str) -> bool:
     if prefix not in NEGATING_PREFIXES:
         return False
     return prefix in ("un", "non", "dis") or base.endswith(_ADJECTIVE_ENDINGS)
+
+
+def _to_from_flipped(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
+    """The same end reached "to" on one side and left "from" on the other: "upload photos *to*
+    the cloud" / "... *from* the cloud", "migrate to Postgres" / "migrate from Postgres"."""
+    cues_a, cues_b = {c for c, _, _ in qa.cues}, {c for c, _, _ in ca.cues}
+    if "to" not in cues_a or "from" in cues_a or "from" not in cues_b or "to" in cues_b:
+        return False  # "from A to B" on either side: the two ends are compared elsewhere
+    for _, before_a, after_a in (c for c in qa.cues if c[0] == "to"):
+        for _, before_b, after_b in (c for c in ca.cues if c[0] == "from"):
+            if before_a & before_b and after_a & after_b:
+                return True  # the same act ("upload photos") towards and away from one end
+    return False
 
 
 def _direction_swapped(qa: PromptAnalysis, ca: PromptAnalysis) -> bool:
