@@ -51,3 +51,25 @@ def test_a_benchmark_run_writes_nothing_tracked(script: str, args: list[str], wr
     assert done.returncode == 0, done.stderr[-3000:]
     assert (SCRATCH / written).is_file()
     assert tracked_state() == before
+
+
+TUNING = [
+    "train_verifier.py",
+    "gen_pairs.py",
+    "gen_rewordings.py",
+    "gen_lexicon.py",
+    "threshold_sweep.py",
+    "pairs.py",
+    "adaptive_threshold.py",
+]
+
+
+def test_no_tuning_script_reads_the_held_out_pairs() -> None:
+    """``benchmarks/data/heldout/`` is measured on, never tuned on (its README): no script that
+    trains, generates or chooses a setting names it."""
+    bench = REPO_ROOT / "benchmarks"
+    assert (bench / "data" / "heldout" / "heldout1.jsonl").exists()
+    for name in TUNING:
+        path = bench / name
+        if path.exists():
+            assert "heldout" not in path.read_text().lower(), name
