@@ -11,8 +11,11 @@ from pathlib import Path
 from support import Gateway, UpstreamSet, basic_config, free_port
 from support.counters import gateway_stats, settled, wait_for
 from support.keys import create_key
+from support.redis_server import RedisServer, redis_prefix, redis_server
 from support.traffic import ask, race
 from support.webhook import WebhookReceiver
+
+__all__ = ["redis_prefix", "redis_server"]
 
 # "Answer to: <three words>": five tokens at $200,000 per million = exactly $1 an answer
 ALERTS = """
@@ -67,7 +70,9 @@ def test_key_thresholds_post_once_each_with_retries_and_survive_a_restart(
             gw, [ask(f"rush job {i:03d}", "m1", max_tokens=5) for i in range(8)], key=key.raw
         )
         assert [c.status for c in codes].count(200) == 5  # the budget is a hard ceiling
-        assert wait_for(lambda: [e["threshold"] for e in hook.events] == [0.5, 0.8, 1.0])
+        assert wait_for(
+            lambda: sorted(e["threshold"] for e in hook.events) == [0.5, 0.8, 1.0]
+        )  # deliveries in flight together land in either order
         doc = settled(gw, 13)
         alerts = doc["budget_alerts"]
         assert alerts["counts"] == {"delivered": 3}
@@ -120,6 +125,36 @@ def test_without_a_webhook_alerts_are_listed(
     recent = gateway_stats(gw)["budget_alerts"]["recent"]
     assert [a["threshold"] for a in recent] == [1.0, 0.8, 0.5] and doc["in_flight"] == 0
     assert recent[0]["period"] == "day" and "daily budget of $2.00" in recent[0]["message"]
+
+
+def thresholds(gw: Gateway) -> list[float]:
+    """The thresholds this gateway raised itself (one another replica raised first is listed
+    as ``raised_elsewhere``: one event per threshold for the fleet)."""
+    recent = gateway_stats(gw)["budget_alerts"]["recent"]
+    return [a["threshold"] for a in recent if a["status"] != "raised_elsewhere"]
+
+
+def test_alerts_read_spend_from_redis_when_governance_is_shared(
+    upstreams: UpstreamSet,
+    gateway_factory: Callable[..., Gateway],
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_prefix: str,
+) -> None:
+    """With ``governance.store = "redis"`` the spend an alert compares is the fleet's: two
+    replicas each spend $1 of a $2 daily budget; the first raises 0.5, the second 0.8 and 1.0."""
+    shared = (
+        f'[redis]\nurl = "{redis_server.url}"\nkey_prefix = "{redis_prefix}"\n'
+        '[governance]\nstore = "redis"\n'
+    )
+    text = basic_config(upstreams, tmp_path, extra=ALERTS.format(url="") + shared)
+    a, b = gateway_factory(text), gateway_factory(text)
+    key = create_key(a.config_path, "duo", "--budget-usd", "2", "--budget-period", "day")
+    assert spend(a, key.raw, 1, "first") == [200]
+    assert wait_for(lambda: thresholds(a) == [0.5]), thresholds(a)
+    assert spend(b, key.raw, 1, "second") == [200]  # the fleet has spent $2 of $2
+    assert wait_for(lambda: thresholds(b) == [1.0, 0.8]), thresholds(b)
+    assert spend(a, key.raw, 1, "third") == [429]
 
 
 def test_an_alert_undelivered_at_shutdown_is_posted_after_the_next_start(

@@ -318,7 +318,11 @@ class RedisSpend:
     # -- reading and lifecycle -----------------------------------------------------------------
 
     async def spent(self, scope: str, name: str, period: Period) -> float:
-        """USD spent by a key (``scope="key"``, name = key id) or tenant in the current period."""
+        """USD spent by a key (``scope="key"``, name = key id) or tenant in the current period,
+        this replica's settlements in flight included (a budget alert right after a request
+        must see that request's cost)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         slot = f"{scope}:{name}|{period}:{period_key(period, time.time())}"
         raw = await self.health.call(lambda: self._r.get(self._k("spent", slot)))
         return float(raw or 0.0)
