@@ -142,13 +142,16 @@ def test_alerts_read_spend_from_redis_when_governance_is_shared(
     redis_prefix: str,
 ) -> None:
     """With ``governance.store = "redis"`` the spend an alert compares is the fleet's: two
-    replicas each spend $1 of a $2 daily budget; the first raises 0.5, the second 0.8 and 1.0."""
+    replicas on two machines each spend $1 of a $2 daily budget; the first raises 0.5, the
+    second 0.8 and 1.0, and each threshold is raised once for the fleet."""
     shared = (
         f'[redis]\nurl = "{redis_server.url}"\nkey_prefix = "{redis_prefix}"\n'
         '[governance]\nstore = "redis"\n'
     )
-    text = basic_config(upstreams, tmp_path, extra=ALERTS.format(url="") + shared)
-    a, b = gateway_factory(text), gateway_factory(text)
+    a, b = (  # two machines: a data directory (and state.db) each
+        gateway_factory(basic_config(upstreams, tmp_path / m, extra=ALERTS.format(url="") + shared))
+        for m in ("one", "two")
+    )
     key = create_key(a.config_path, "duo", "--budget-usd", "2", "--budget-period", "day")
     assert spend(a, key.raw, 1, "first") == [200]
     assert wait_for(lambda: thresholds(a) == [0.5]), thresholds(a)

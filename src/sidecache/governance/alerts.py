@@ -5,7 +5,8 @@ budget (``limits.tenant_budgets``) are compared with the thresholds (``[alerts] 
 overridden per plan or tenant with ``alert_thresholds``; default 50%, 80% and 100% of the
 period's budget). A threshold reached raises one event, once per budget, threshold and period:
 the claim is a row in ``state.db`` (``INSERT OR IGNORE``), so several gateways sharing the data
-directory, and a restart, raise it once. The event is posted as JSON to ``[alerts]
+directory, and a restart, raise it once; with ``governance.store = "redis"`` a Redis key claims it
+first, so a fleet on several machines raises it once too. The event is posted as JSON to ``[alerts]
 webhook_url`` in the background, retried with exponential backoff; an event still undelivered
 when the gateway stops is posted again after the next start. ``/stats`` lists recent events
 with their delivery status. The webhook's URL and headers may hold secrets: they are never
@@ -176,8 +177,8 @@ class BudgetAlerts:
 
     async def _deliver(self, entry: dict[str, Any], slot: tuple[str, str], claim: bool) -> None:
         event = entry["event"]
-        if claim and not await asyncio.to_thread(self._claim, slot, event):
-            entry["status"] = "raised_elsewhere"  # another gateway on this data dir has it
+        if claim and not await self._claim_for_fleet(slot, event):
+            entry["status"] = "raised_elsewhere"  # another gateway (this data dir, or fleet) has it
             return
         self._status(event, "raised")
         alerts = self.cfg.alerts
@@ -221,6 +222,16 @@ class BudgetAlerts:
             self.on_status(event["scope"], event["threshold"], status)
 
     # -- state.db ---------------------------------------------------------------------------
+
+    async def _claim_for_fleet(self, slot: tuple[str, str], event: dict[str, Any]) -> bool:
+        """One event per budget, threshold and period: for the fleet when governance is shared
+        (the store's claim), else for every gateway on this data directory (``state.db``)."""
+        period = event["period"]
+        shared = await self.budgets.claim_alert("|".join(slot), event["threshold"], period)
+        if shared is False:
+            return False
+        local = await asyncio.to_thread(self._claim, slot, event)  # its row tracks delivery
+        return True if shared else local
 
     def _claim(self, slot: tuple[str, str], event: dict[str, Any]) -> bool:
         with self._lock:

@@ -60,6 +60,9 @@ class LocalSpend:
     async def spent(self, scope: str, name: str, period: Period) -> float:
         return self.tracker.spent(scope, name, period)  # type: ignore[arg-type]
 
+    async def claim_alert(self, slot: str, threshold: float, period: Period) -> bool | None:
+        return None  # one machine: state.db's claim is the fleet's
+
     async def start(self) -> None:
         await self.tracker.start()
 

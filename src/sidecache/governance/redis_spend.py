@@ -327,6 +327,15 @@ class RedisSpend:
         raw = await self.health.call(lambda: self._r.get(self._k("spent", slot)))
         return float(raw or 0.0)
 
+    async def claim_alert(self, slot: str, threshold: float, period: Period) -> bool | None:
+        key = self._k("alert", f"{slot}|{threshold!r}")
+        ttl = DAY_TTL if period == "day" else MONTH_TTL
+        try:
+            won = await self.health.call(lambda: self._r.set(key, b"1", nx=True, ex=ttl))
+        except RedisDown:
+            return None  # Redis away: this replica's state.db decides (a repeat is possible)
+        return bool(won)
+
     @property
     def unsent(self) -> int:
         """Settlements waiting for Redis."""
