@@ -233,10 +233,16 @@ def main() -> None:
             )
     print()
     for mode, c in cpu.items():
-        c["ratio"] = c["gateway"] / c["bare"]
+        # /proc counts CPU in clock ticks (10 ms): a short run can read 0 for the bare proxy;
+        # then there is no ratio to report rather than a division by zero.
+        if c["bare"] > 0:
+            c["ratio"] = c["gateway"] / c["bare"]
+            versus = f"{c['ratio']:.2f}x the bare proxy"
+        else:
+            versus = "too short a run to compare"
         print(
             f"{mode:<11} CPU per request: bare {c['bare']:.3f} ms, gateway {c['gateway']:.3f} ms"
-            f" ({c['ratio']:.2f}x the bare proxy; gateway: every endpoint of the loop)"
+            f" ({versus}; gateway: every endpoint of the loop)"
         )
     print()
     for mode in ("stream", "non-stream"):
