@@ -400,3 +400,18 @@ targets = [{target = "u1/gpt-x"}, {target = "u2/gpt-x"}]
     ask(client, "after", "fo")
     assert u1.stats()["requests"] == 2
     assert u2.stats()["requests"] == 0
+
+
+def test_an_upstream_behind_the_environments_proxy(
+    upstreams, gateway_factory, tmp_path: Path
+) -> None:
+    """``HTTP_PROXY`` reaches the upstream calls: the provider's host does not resolve, and the
+    answer comes from the proxy named in the environment (here the fake upstream itself, which
+    takes the proxy's absolute-form request line)."""
+    u1 = upstreams["u1"]
+    config = basic_config(upstreams, tmp_path).replace(u1.base_url, "http://llm.invalid/v1")
+    proxy = u1.base_url.removesuffix("/v1")
+    g = gateway_factory(config, env={"HTTP_PROXY": proxy, "NO_PROXY": "", "no_proxy": ""})
+    before = u1.stats()["requests"]
+    assert ask(g.client(), "through the proxy", "m1").choices[0].message.content
+    assert u1.stats()["requests"] == before + 1

@@ -30,11 +30,11 @@ from sidecache.providers.base import (
     CHAT_ENDPOINTS,
     describe,
     get_model_ids,
-    make_client,
     post_json,
     status_error,
     upstream_errors,
 )
+from sidecache.providers.client import make_client
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -257,12 +257,11 @@ class Anthropic:
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         payload = orjson.dumps(to_messages_request({**body, "stream": True}))
         deadline = time.monotonic() + self.cfg.timeouts.total
-        request = self._client.build_request(
-            "POST", self._url, content=payload, headers=self._headers
-        )
         translator = ChunkTranslator()
         with upstream_errors(self.label):
-            response = await self._client.send(request, stream=True)
+            response = await self._client.send(
+                "POST", self._url, content=payload, headers=self._headers, stream=True
+            )
             try:
                 if response.status_code >= 400:
                     raise status_error(self.label, response, await response.aread())

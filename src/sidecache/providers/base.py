@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from sidecache.config import ProviderConfig
 from sidecache.errors import (
     UpstreamConnectError,
     UpstreamError,
@@ -27,6 +26,7 @@ from sidecache.errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
+from sidecache.providers.client import UpstreamClient
 
 CHAT_ENDPOINTS = frozenset({"chat.completions", "responses", "messages"})
 """What every provider serves: the chat endpoints all translate to one chat call."""
@@ -62,11 +62,11 @@ class Provider(Protocol):
 
 
 async def get_model_ids(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], *, provider: str
+    client: UpstreamClient, url: str, headers: dict[str, str], *, provider: str
 ) -> list[str]:
     """``GET`` a models list (OpenAI's and Anthropic's share the shape ``{"data": [{"id"}]}``)."""
     with upstream_errors(provider):
-        r = await client.get(url, headers=headers)
+        r = await client.send("GET", url, headers=headers)
         if r.status_code >= 400:
             raise status_error(provider, r, r.content)
         data = orjson.loads(r.content)
@@ -82,20 +82,6 @@ def describe(name: str, base_url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return f"{name} ({host})"
-
-
-def make_client(cfg: ProviderConfig) -> httpx.AsyncClient:
-    """A pooled client; ``read`` bounds the wait for the first byte and between chunks."""
-    t = cfg.timeouts
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            connect=t.connect, read=t.first_byte, write=t.connect, pool=t.connect
-        ),
-        limits=httpx.Limits(
-            max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections
-        ),
-        headers=cfg.headers,
-    )
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -141,7 +127,7 @@ def status_error(provider: str, response: httpx.Response, content: bytes) -> Ups
 
 
 async def post_json(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     url: str,
     payload: bytes,
     headers: dict[str, str],
@@ -157,7 +143,7 @@ async def post_json(
     with upstream_errors(provider):
         try:
             async with asyncio.timeout(total):
-                r = await client.post(url, content=payload, headers=headers)
+                r = await client.send("POST", url, content=payload, headers=headers)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{provider}: upstream exceeded the total timeout") from exc
         if r.status_code >= 400:

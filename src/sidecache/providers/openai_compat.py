@@ -21,11 +21,11 @@ from sidecache.providers.base import (
     EMBEDDINGS,
     describe,
     get_model_ids,
-    make_client,
     post_json,
     status_error,
     upstream_errors,
 )
+from sidecache.providers.client import make_client
 
 
 class OpenAICompatible:
@@ -64,11 +64,10 @@ class OpenAICompatible:
         opts["include_usage"] = True
         payload = orjson.dumps({**body, "stream": True, "stream_options": opts})
         deadline = time.monotonic() + self.cfg.timeouts.total
-        request = self._client.build_request(
-            "POST", self._url, content=payload, headers=self._headers
-        )
         with upstream_errors(self.label):
-            response = await self._client.send(request, stream=True)
+            response = await self._client.send(
+                "POST", self._url, content=payload, headers=self._headers, stream=True
+            )
             try:
                 if response.status_code >= 400:
                     raise status_error(self.label, response, await response.aread())
