@@ -26,7 +26,6 @@ from typing import Any
 
 import httpx
 import openai
-import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import Gateway, basic_config, write_config
@@ -116,11 +115,6 @@ def delta(doc0: dict[str, Any], doc1: dict[str, Any], *path: str) -> float:
     for p in path:
         a, b = a.get(p, {}), b.get(p, {})
     return float((b or 0) - (a or 0))
-
-
-def access_lines(gw: Gateway) -> list[dict[str, Any]]:
-    """The gateway's access log (one JSON object per request, on its stderr)."""
-    return [orjson.loads(line) for line in gw.logs().splitlines() if line.startswith('{"ts"')]
 
 
 # -- the shared gateway ------------------------------------------------------------------------
@@ -336,7 +330,10 @@ def test_tokens_and_cost_follow_the_pricing_table(gov: Env) -> None:
     assert m.sum("sidecache_cost_usd_total", tenant=key.tenant) == pytest.approx(usd, rel=1e-9)
     assert m.sum("sidecache_requests_total", tenant=key.tenant, outcome="bypass") == len(expected)
 
-    lines = [doc for doc in access_lines(gov.gw) if doc["tenant"] == key.tenant]
+    def of_tenant(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [doc for doc in docs if doc["tenant"] == key.tenant]
+
+    lines = of_tenant(gov.gw.access_lines(until=lambda docs: len(of_tenant(docs)) >= len(expected)))
     assert sorted((d["prompt_tokens"], d["completion_tokens"]) for d in lines) == sorted(expected)
     assert sum(d["cost_usd"] for d in lines) == pytest.approx(usd, abs=1e-6)
     assert all("prompt" not in d for d in lines)  # prompts are not logged unless switched on
@@ -580,7 +577,8 @@ def pii_gateway(
 
 
 def logged_prompt(gw: Gateway, request_id: str) -> str:
-    docs = [d for d in access_lines(gw) if d["request_id"] == request_id]
+    docs = gw.access_lines(until=lambda ds: any(d["request_id"] == request_id for d in ds))
+    docs = [d for d in docs if d["request_id"] == request_id]
     assert len(docs) == 1, docs
     prompt: str = docs[0]["prompt"]
     return prompt

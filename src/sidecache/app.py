@@ -146,6 +146,7 @@ def build_app(config: Config) -> Starlette:
         recorder = state.recorder = Recorder(
             config.observability, log_prompts=config.server.log_prompts
         )
+        recorder.start()
         gate = state.gate = Gate(config, recorder, loopback=is_loopback(config.server.host))
         router = state.router = Router(
             config.models,
@@ -202,6 +203,7 @@ def build_app(config: Config) -> Starlette:
             if own_link is not None:
                 await own_link.aclose()
             await gate.aclose()
+            recorder.close()  # after the gate: its last settlements are logged too
 
     routes = [
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),

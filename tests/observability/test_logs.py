@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
+import threading
+import time
 
 import orjson
 import pytest
@@ -92,3 +95,33 @@ def test_recorder_feeds_all_sinks(caplog: pytest.LogCaptureFixture) -> None:
     quiet = Recorder(ObservabilityConfig(access_log=False))
     quiet.record(record())
     assert len(caplog.records) == 1
+
+
+def test_started_lines_are_written_off_the_calling_thread_in_order_and_all_by_close() -> None:
+    written: list[tuple[str, str]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, rec: logging.LogRecord) -> None:
+            if "boom" in rec.getMessage():
+                raise RuntimeError("a broken handler")
+            written.append((threading.current_thread().name, rec.getMessage()))
+
+    logger = logging.getLogger("sidecache.access.test-background")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(Collect())
+    log = AccessLog(logger=logger)
+    log.start()
+    before = time.time()
+    for i in range(200):
+        rec = record()
+        rec.request_id = "boom" if i == 100 else f"req_{i}"
+        log.log(rec)
+    log.close()
+    ids = [orjson.loads(msg)["request_id"] for _, msg in written]
+    assert ids == [f"req_{i}" for i in range(200) if i != 100]  # one bad line stops no other
+    assert {name for name, _ in written} == {"sidecache-access-log"}
+    ts = orjson.loads(written[0][1])["ts"]
+    assert abs(dt.datetime.fromisoformat(ts).timestamp() - before) < 5  # when it was queued
+    log.log(record())  # closed: written directly again
+    assert written[-1][0] == threading.current_thread().name

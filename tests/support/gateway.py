@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,6 +191,27 @@ class Gateway:
     def logs(self) -> str:
         """Everything the process wrote to stdout and stderr so far (all runs)."""
         return _tail(self.log_path, 10_000_000)
+
+    def access_lines(
+        self, until: Callable[[list[dict[str, Any]]], bool] | None = None, timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """The access log so far (one JSON object per request), once ``until`` holds for it.
+
+        The gateway writes these lines from a thread of their own, a few milliseconds after the
+        answer went out: a test that looks for a request's line waits for it, never sleeps.
+        """
+
+        def lines() -> list[dict[str, Any]]:
+            return [
+                json.loads(line) for line in self.logs().splitlines() if line.startswith('{"ts"')
+            ]
+
+        deadline = time.monotonic() + timeout
+        docs = lines()
+        while until is not None and not until(docs) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            docs = lines()
+        return docs
 
 
 def start_gateways(gateways: list[Gateway]) -> list[Gateway]:

@@ -47,6 +47,16 @@ class Recorder:
         if self.access_log is not None:
             self.access_log.log(rec, prompt)
 
+    def start(self) -> None:
+        """Serving begins: access-log lines are written off the event loop from now on."""
+        if self.access_log is not None:
+            self.access_log.start()
+
+    def close(self) -> None:
+        """Serving ended: every access-log line queued is written."""
+        if self.access_log is not None:
+            self.access_log.close()
+
     def upstream_error(self, provider: str, reason: str) -> None:
         """Count one failed upstream attempt (the router calls this for each failed try)."""
         self.metrics.record_upstream_error(provider, reason)
