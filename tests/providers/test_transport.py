@@ -169,6 +169,28 @@ def test_a_connection_closed_while_idle_is_replaced_without_an_error(
     run(main())
 
 
+def test_interim_answers_are_skipped(run: Callable[..., Any]) -> None:
+    async def early_hints(s: Server, reader: Reader, writer: Writer) -> None:
+        while True:
+            await s.read_request(reader)
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n")
+            await writer.drain()
+            writer.write(answer(b'{"final": true}', b"x-final: 1"))
+
+    async def main() -> None:
+        t = LeanTransport(max_connections=2)
+        async with Server(early_hints) as s:
+            for _ in range(2):
+                r = await get(t, s.url())
+                assert r.status_code == 200 and r.content == b'{"final": true}'
+                assert r.headers.get("x-final") == "1" and "link" not in r.headers
+            assert s.connections == 1
+        await t.aclose()
+
+    run(main())
+
+
 def test_broken_answers_raise_httpx_errors(run: Callable[..., Any]) -> None:
     async def mid_body(s: Server, reader: Reader, writer: Writer) -> None:
         await reader.readuntil(b"\r\n\r\n")

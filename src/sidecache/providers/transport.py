@@ -71,6 +71,7 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._no_body = False
         self._keep_alive = False
+        self._interim = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -117,6 +118,11 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if 100 <= self._parser.get_status_code() < 200:
+            # an interim answer (100 Continue, 103 Early Hints): the real one follows
+            self._interim = True
+            self._headers, self._reason = [], b""
+            return
         names = {n.lower() for n, _ in self._headers}
         self._until_eof = b"content-length" not in names and b"transfer-encoding" not in names
         if not self._head.done():
@@ -134,6 +140,9 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
         # asked here: once the callback returns, llhttp has reset and says False
         self._keep_alive = self._parser.should_keep_alive()
         self._complete = True
