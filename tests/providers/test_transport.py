@@ -169,6 +169,26 @@ def test_a_connection_closed_while_idle_is_replaced_without_an_error(
     run(main())
 
 
+def test_an_error_answer_keeps_its_status_reason_and_headers(run: Callable[..., Any]) -> None:
+    async def limited(s: Server, reader: Reader, writer: Writer) -> None:
+        while True:
+            await s.read_request(reader)
+            err = b'{"error": {"message": "slow down"}}'
+            writer.write(answer(err, b"retry-after: 7", status=b"429 Too Many Requests"))
+
+    async def main() -> None:
+        t = LeanTransport(max_connections=2)
+        async with Server(limited) as s:
+            for _ in range(3):  # one packet: head and body parsed in one go
+                r = await get(t, s.url())
+                assert r.status_code == 429 and r.reason_phrase == "Too Many Requests"
+                assert r.headers["retry-after"] == "7" and b"slow down" in r.content
+            assert s.connections == 1
+        await t.aclose()
+
+    run(main())
+
+
 def test_interim_answers_are_skipped(run: Callable[..., Any]) -> None:
     async def early_hints(s: Server, reader: Reader, writer: Writer) -> None:
         while True:

@@ -72,6 +72,7 @@ class _Connection(asyncio.Protocol):
         self._no_body = False
         self._keep_alive = False
         self._interim = False
+        self._status = 0
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -118,7 +119,8 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        if 100 <= self._parser.get_status_code() < 200:
+        self._status = self._parser.get_status_code()  # kept: llhttp forgets it when done
+        if 100 <= self._status < 200:
             # an interim answer (100 Continue, 103 Early Hints): the real one follows
             self._interim = True
             self._headers, self._reason = [], b""
@@ -210,7 +212,7 @@ class _Connection(asyncio.Protocol):
                 await self._head  # cancelled on a timeout: the connection is closed anyway
         except TimeoutError:
             raise httpx.ReadTimeout("upstream did not answer in time") from None
-        return self._parser.get_status_code(), self._reason, self._headers
+        return self._status, self._reason, self._headers
 
     @property
     def answered(self) -> bool:
