@@ -82,6 +82,20 @@ def test_fastest_prefers_low_latency_explores_and_tries_the_unmeasured() -> None
     assert quiet.order(choice([*targets, T("d")]))[0] == 3  # type: ignore[attr-defined]
 
 
+def test_fastest_probes_an_unmeasured_target_one_request_at_a_time() -> None:
+    quick, new = T("a", fed([0.02] * 20)), T("d")
+    s = make("fastest", 2)
+    s.explore = 0.0  # type: ignore[attr-defined]
+    assert s.order(choice([quick, new]))[0] == 1  # never measured: it goes first
+    started = new.health.begin()  # its first request is out (and slow)
+    assert [s.order(choice([quick, new]))[0] for _ in range(10)] == [0] * 10  # type: ignore[attr-defined]
+    new.health.first_byte(started - 0.3)
+    new.health.finished(started - 0.3)
+    new.health.outcome(True)
+    new.health.end()
+    assert s.order(choice([quick, new]))[0] == 0  # type: ignore[attr-defined]  # measured: slower
+
+
 def test_fastest_counts_errors_and_p95() -> None:
     flaky = T("a", fed([0.02] * 20, failures=100))  # quick, but mostly failing
     steady = T("b", fed([0.05] * 20))
